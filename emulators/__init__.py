@@ -1,0 +1,1 @@
+"""Kwit emulators package."""

@@ -1,0 +1,1 @@
+"""Kwit invoicing package."""

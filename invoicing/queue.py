@@ -1,0 +1,76 @@
+"""Enqueue options in one place: job ids derived from outbox ids, duplicates suppressed."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+log = logging.getLogger("kwit.queue")
+
+JOB_FUNCTION = "invoicing.jobs.run_outbox_item"
+JOB_TIMEOUT = 600  # seconds; jobs also bound their own HTTP calls
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def job_id(outbox_id: str) -> str:
+    return f"outbox-{outbox_id}"
+
+
+def enqueue_outbox(queue: Queue, outbox_id: str) -> bool:
+    """Put the outbox item on the queue unless it is already waiting there.
+
+    Returns True when a job was enqueued. A finished, failed or orphaned job (its worker was
+    killed) with the same id is replaced: the outbox claim decides whether any work happens.
+    """
+    jid = job_id(outbox_id)
+    try:
+        _put(queue, outbox_id)
+        return True
+    except DuplicateJobError:
+        pass
+    try:
+        existing = Job.fetch(jid, connection=queue.connection)
+        status = existing.get_status(refresh=True)
+    except NoSuchJobError:
+        status = None
+        existing = None
+    if status in WAITING:
+        return False
+    if existing is not None:
+        existing.delete(remove_from_queue=True)
+    try:
+        _put(queue, outbox_id)
+    except DuplicateJobError:
+        return False  # someone else re-enqueued it in between
+    return True
+
+
+def _put(queue: Queue, outbox_id: str) -> None:
+    # result_ttl=0 drops the job hash on success, so the next enqueue of the id is not a duplicate.
+    queue.enqueue(
+        JOB_FUNCTION,
+        outbox_id,
+        job_id=job_id(outbox_id),
+        unique=True,
+        result_ttl=0,
+        failure_ttl=86400,
+        job_timeout=JOB_TIMEOUT,
+    )
+
+
+def safe_enqueue(queue: Queue | None, outbox_id: str) -> bool:
+    """Enqueue after commit; a Redis failure is logged and left to the sweeper, never raised."""
+    if queue is None:
+        return False
+    try:
+        return enqueue_outbox(queue, outbox_id)
+    except RedisError as exc:
+        log.warning(
+            "enqueue failed; the sweeper will pick the item up",
+            extra={"outbox_id": outbox_id, "error": type(exc).__name__},
+        )
+        return False

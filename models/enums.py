@@ -1,0 +1,66 @@
+"""Status vocabularies shared by models, ingestion and jobs."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    BACKEND = "backend"
+    ACCOUNTANT = "accountant"
+    ADMIN = "admin"
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+class InvoiceKind(enum.StrEnum):
+    SALE = "sale"
+    CORRECTION = "correction"
+
+
+class InvoiceState(enum.StrEnum):
+    PENDING = "pending"
+    CALLING = "calling"
+    ISSUED = "issued"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class EventOutcome(enum.StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    IGNORED = "ignored"
+
+
+class RefundStatus(enum.StrEnum):
+    NEW = "NEW"
+    PENDING = "PENDING"
+    SUCCESSFUL = "SUCCESSFUL"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class HoldScope(enum.StrEnum):
+    CUSTOMER_REF = "customer_ref"
+    ORDER = "order"
+    INVOICE = "invoice"
+    ALL = "all"
+
+
+class IdempotencyState(enum.StrEnum):
+    IN_FLIGHT = "in_flight"
+    DONE = "done"

@@ -1,0 +1,60 @@
+"""Wiring between Settings and the job layer: the job context and the periodic tasks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from invoicing import jobs, outbox
+from invoicing.queue import safe_enqueue
+from models import utcnow
+from service.runtime import Runtime
+
+log = logging.getLogger("kwit.worker")
+
+
+def install_job_context(rt: Runtime) -> jobs.JobContext:
+    """Build the context jobs run with, and install it for this process."""
+    ctx = jobs.JobContext(
+        sessions=rt.sessions,
+        lease=timedelta(seconds=rt.settings.job_lease_seconds),
+        services=rt.job_services(),
+    )
+    jobs.configure(ctx)
+    return ctx
+
+
+def run_inline(rt: Runtime, outbox_id: str) -> str | None:
+    """Without Redis, run the job in this process right after the commit that created it."""
+    try:
+        return jobs.run_outbox_item(outbox_id)
+    except Exception:
+        # The row stays due; `kwit sweep` (or the next inline run) picks it up again.
+        log.exception("inline job failed", extra={"outbox_id": outbox_id})
+        return None
+
+
+def dispatch(rt: Runtime, outbox_id: str) -> None:
+    """After a commit: hand the item to Redis, or run it inline when there is no Redis."""
+    if rt.queue is not None:
+        safe_enqueue(rt.queue, outbox_id)
+    else:
+        run_inline(rt, outbox_id)
+
+
+def sweep_once(rt: Runtime) -> int:
+    if rt.queue is not None:
+        return outbox.sweep(rt.sessions, lambda oid: safe_enqueue(rt.queue, oid), now=utcnow())
+    return outbox.sweep(rt.sessions, lambda oid: run_inline(rt, oid) is not None, now=utcnow())
+
+
+def periodic_tasks(rt: Runtime, stop: threading.Event) -> None:
+    """The worker's background loop: sweep the outbox every KWIT_SWEEP_INTERVAL seconds."""
+    while not stop.wait(rt.settings.sweep_interval):
+        try:
+            count = sweep_once(rt)
+            if count:
+                log.info("sweeper re-enqueued outbox items", extra={"count": count})
+        except Exception:
+            log.exception("sweep failed")

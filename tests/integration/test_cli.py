@@ -1,0 +1,116 @@
+"""The `kwit` command line: keys, db, worker, demo, and readable configuration errors."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import cli
+
+KWIT = str(Path(sys.executable).with_name("kwit"))
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"KWIT_DATABASE_URL": db_url, "KWIT_BLOB_DIR": str(tmp_path / "blobs")}
+
+
+def invoke(env: dict[str, str], *args: str):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    top = runner.invoke(cli, ["--help"])
+    assert top.exit_code == 0
+    for path in (
+        ["serve"],
+        ["worker"],
+        ["db", "upgrade"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["demo"],
+    ):
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "Usage: " in result.output
+        assert len(result.output.splitlines()) > 3
+
+
+def test_keys_create_list_revoke(env: dict[str, str], client) -> None:
+    created = invoke(env, "keys", "create", "--role", "accountant", "books")
+    assert created.exit_code == 0
+    token = created.stdout.strip().splitlines()[0]
+    assert re.fullmatch(r"kwit_[a-z0-9]{8}_[A-Za-z0-9_-]{40,}", token)
+    prefix = token.split("_")[1]
+    assert (
+        client.get("/v1/invoices", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+
+    listed = invoke(env, "keys", "list")
+    assert prefix in listed.output
+    assert "accountant" in listed.output
+    assert token.split("_", 2)[2] not in listed.output
+
+    assert invoke(env, "keys", "revoke", prefix).exit_code == 0
+    assert (
+        client.get("/v1/invoices", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
+    again = CliRunner().invoke(cli, ["keys", "revoke", prefix], env=env)
+    assert again.exit_code != 0
+    assert "no active key" in again.output
+
+
+def test_bad_configuration_is_a_readable_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["keys", "list"], env={"KWIT_REDIS_URL": "localhost:6379"})
+    assert result.exit_code != 0
+    assert "configuration error: KWIT_REDIS_URL" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_worker_without_redis_explains_why(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["worker", "--burst"], env=env)
+    assert result.exit_code != 0
+    assert "KWIT_REDIS_URL is not set" in result.output
+
+
+def test_worker_runs_in_burst_mode_on_real_redis(
+    pg_db: str, redis_url: str, queue_name: str
+) -> None:
+    environ = {
+        **os.environ,
+        "KWIT_DATABASE_URL": pg_db,
+        "KWIT_REDIS_URL": redis_url,
+        "KWIT_QUEUE_NAME": queue_name,
+    }
+    done = subprocess.run(
+        [KWIT, "worker", "--burst"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"queue {queue_name!r}" in done.stdout
+
+
+def test_demo_runs_without_services(tmp_path: Path) -> None:
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [KWIT, "demo", "--workdir", str(tmp_path / "demo")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "GET /healthz → ok" in done.stdout
+    assert "401" in done.stdout

@@ -1,0 +1,1 @@
+"""Kwit webhooks package."""
