@@ -177,6 +177,10 @@ def create_app(
             reply = handler(body, **kwargs)
             post = state.faults.take("post", path, method) if reply.committed else None
             after = state.faults.take("after", path, method)
+            if post is not None:
+                state.counts[f"fault_{post['mode']}"] = (
+                    state.counts.get(f"fault_{post['mode']}", 0) + 1
+                )
         if post is not None and post["mode"] == "error_after_create":
             reply = envelope(100, "Błąd techniczny (emulator, po zapisie)", status=500)
         elif post is not None and post["mode"] == "lose_response":

@@ -15,13 +15,17 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from invoicing import outbox
-from models import utcnow
+from models import OutboxItem, utcnow
 
 log = logging.getLogger("kwit.jobs")
 
 
 class Handler(Protocol):
-    def __call__(self, ctx: JobContext, session: Session, ref_id: str, *, now: datetime) -> str: ...
+    """Performs a claimed outbox item; must finish, reschedule or park it, and commit."""
+
+    def __call__(
+        self, ctx: JobContext, session: Session, item: OutboxItem, *, now: datetime
+    ) -> str: ...
 
 
 @dataclass
@@ -59,9 +63,12 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def run_outbox_item(outbox_id: str) -> str:
-    """Claim the outbox item and run its handler. Returns a short outcome for the RQ result."""
-    ctx = context()
+def run_outbox_item(outbox_id: str, ctx: JobContext | None = None) -> str:
+    """Claim the outbox item and run its handler. Returns a short outcome for the RQ result.
+
+    RQ calls it with the id only (the worker installed the context); inline mode passes `ctx`.
+    """
+    ctx = ctx or context()
     now = ctx.clock()
     with ctx.sessions() as session:
         item = outbox.claim(session, outbox_id, now=now, lease=ctx.lease)
@@ -73,6 +80,6 @@ def run_outbox_item(outbox_id: str) -> str:
             outbox.park(session, item, now=now, error=f"no handler for {item.kind!r}")
             session.commit()
             return "no-handler"
-        outcome = run(ctx, session, item.ref_id, now=now)
+        outcome = run(ctx, session, item, now=now)
         log.info("outbox item done", extra={"outbox_id": outbox_id, "outcome": outcome})
         return outcome

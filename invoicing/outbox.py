@@ -67,6 +67,18 @@ def reschedule(session: Session, item: OutboxItem, *, now: datetime, error: str)
     item.due_at = now + backoff(item.attempts)
 
 
+def snooze(
+    session: Session, item: OutboxItem, *, now: datetime, delay: timedelta, reason: str
+) -> None:
+    """Come back after `delay` without counting it as a failure (e.g. waiting for KSeF)."""
+    item.state = OutboxState.PENDING
+    item.locked_until = None
+    item.last_error = reason[:2000]
+    item.updated_at = now
+    # Poll less often the longer it waits, up to once an hour.
+    item.due_at = now + min(delay * max(item.attempts, 1), timedelta(hours=1))
+
+
 def park(session: Session, item: OutboxItem, *, now: datetime, error: str) -> None:
     """Stop working on the item until a human re-queues it (validation error, ambiguity)."""
     item.state = OutboxState.DEAD

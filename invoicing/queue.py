@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -13,7 +16,19 @@ log = logging.getLogger("kwit.queue")
 
 JOB_FUNCTION = "invoicing.jobs.run_outbox_item"
 JOB_TIMEOUT = 600  # seconds; jobs also bound their own HTTP calls
-WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def redis_client(url: str) -> Redis:
+    """A Redis client that fails fast: a webhook must never wait on Redis, the sweeper covers it.
+
+    RQ workers raise the socket timeout themselves for their blocking dequeue.
+    """
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 def job_id(outbox_id: str) -> str:
@@ -38,7 +53,9 @@ def enqueue_outbox(queue: Queue, outbox_id: str) -> bool:
     except NoSuchJobError:
         status = None
         existing = None
-    if status in WAITING:
+    # "queued" is only true if the id is still in the queue list: a worker killed right after
+    # popping a job leaves its hash saying "queued" while nothing will ever run it.
+    if status == JobStatus.QUEUED and queue.connection.lpos(queue.key, jid) is not None:
         return False
     if existing is not None:
         existing.delete(remove_from_queue=True)

@@ -31,6 +31,15 @@ class Vault:
         except InvalidToken as exc:
             raise VaultError("token not decryptable with the configured keys") from exc
 
+    def encrypt_bytes(self, plain: bytes) -> bytes:
+        return self._fernet.encrypt(plain)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise VaultError("token not decryptable with the configured keys") from exc
+
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt a token under the newest key."""
         return self._fernet.rotate(token)

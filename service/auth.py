@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import g, has_request_context, request
 from sqlalchemy.orm import Session
 
 from models import ApiKey, AuditEntry, LoginAttempt, Role, utcnow
@@ -97,7 +97,7 @@ def _reject(session: Session, reason: str, prefix: str | None) -> None:
     metrics.AUTH_FAILURES.labels(reason=reason).inc()
     # The prefix identifies the key without revealing it; the secret is never logged.
     log.warning("authentication failed", extra={"reason": reason, "key_prefix": prefix})
-    _record_attempt(reason, prefix)
+    _record_attempt(session, reason, prefix)
     raise ApiError(
         401,
         "A valid API key is required: Authorization: Bearer kwit_<prefix>_<secret>.",
@@ -106,43 +106,51 @@ def _reject(session: Session, reason: str, prefix: str | None) -> None:
     )
 
 
-def _record_attempt(reason: str, prefix: str | None) -> None:
-    rt = runtime()
-    with rt.sessions.begin() as session:
-        at = utcnow()
-        tag = rt.retention_tag("login_attempt", at)
-        session.add(
-            LoginAttempt(
-                key_prefix=prefix,
-                reason=reason,
-                remote_addr=request.remote_addr,
-                at=at,
-                retention_basis=tag[0] if tag else None,
-                retain_until=tag[1] if tag else None,
-            )
+def _record_attempt(session: Session, reason: str, prefix: str | None) -> None:
+    at = utcnow()
+    basis, until = runtime().retention_tag("login_attempt", at)
+    session.add(
+        LoginAttempt(
+            key_prefix=prefix,
+            reason=reason,
+            remote_addr=request.remote_addr,
+            at=at,
+            retention_basis=basis,
+            retain_until=until,
         )
+    )
+    session.commit()
 
 
 def audit(
-    actor: str, action: str, obj: str | None, *, details: dict[str, Any] | None = None
+    session: Session,
+    actor: str,
+    action: str,
+    obj: str | None,
+    *,
+    details: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
 ) -> None:
-    """Write one audit_log row in its own transaction, so it survives a failing view."""
-    rt = runtime()
-    with rt.sessions.begin() as session:
-        at = utcnow()
-        tag = rt.retention_tag("audit_log", at)
-        session.add(
-            AuditEntry(
-                actor=actor,
-                action=action,
-                object=obj,
-                at=at,
-                remote_addr=request.remote_addr if request else None,
-                details=details,
-                retention_basis=tag[0] if tag else None,
-                retain_until=tag[1] if tag else None,
-            )
+    """Add one audit_log row and commit it at once, so it survives a view that fails later."""
+    at = utcnow()
+    basis, until = runtime().retention_tag("audit_log", at)
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            object=obj,
+            at=at,
+            remote_addr=remote_addr if remote_addr is not None else _remote_addr(),
+            details=details,
+            retention_basis=basis,
+            retain_until=until,
         )
+    )
+    session.commit()
+
+
+def _remote_addr() -> str | None:
+    return request.remote_addr if has_request_context() else None
 
 
 def require_role(*roles: Role) -> Callable[[F], F]:
@@ -154,7 +162,8 @@ def require_role(*roles: Role) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             from service.db import get_session
 
-            principal = authenticate(get_session(), request.headers.get("Authorization"))
+            session = get_session()
+            principal = authenticate(session, request.headers.get("Authorization"))
             g.principal = principal
             if principal.role not in allowed:
                 metrics.AUTH_FAILURES.labels(reason="forbidden").inc()
@@ -168,7 +177,9 @@ def require_role(*roles: Role) -> Callable[[F], F]:
                     title="Forbidden",
                 )
             if principal.role in AUDITED_ROLES:
-                audit(principal.actor, f"{request.method} {request.endpoint}", request.path)
+                audit(
+                    session, principal.actor, f"{request.method} {request.endpoint}", request.path
+                )
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -6,7 +6,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from invoicing import jobs, outbox
+from invoicing import jobs, outbox, pipeline  # noqa: F401 - pipeline registers its handler
 from invoicing.queue import safe_enqueue
 from models import utcnow
 from service.runtime import Runtime
@@ -14,13 +14,20 @@ from service.runtime import Runtime
 log = logging.getLogger("kwit.worker")
 
 
+def job_context(rt: Runtime) -> jobs.JobContext:
+    """The context jobs run with, built once per runtime."""
+    if rt.job_context is None:
+        rt.job_context = jobs.JobContext(
+            sessions=rt.sessions,
+            lease=timedelta(seconds=rt.settings.job_lease_seconds),
+            services=rt.job_services(),
+        )
+    return rt.job_context
+
+
 def install_job_context(rt: Runtime) -> jobs.JobContext:
-    """Build the context jobs run with, and install it for this process."""
-    ctx = jobs.JobContext(
-        sessions=rt.sessions,
-        lease=timedelta(seconds=rt.settings.job_lease_seconds),
-        services=rt.job_services(),
-    )
+    """Install the context for RQ jobs in this (worker) process."""
+    ctx = job_context(rt)
     jobs.configure(ctx)
     return ctx
 
@@ -28,7 +35,7 @@ def install_job_context(rt: Runtime) -> jobs.JobContext:
 def run_inline(rt: Runtime, outbox_id: str) -> str | None:
     """Without Redis, run the job in this process right after the commit that created it."""
     try:
-        return jobs.run_outbox_item(outbox_id)
+        return jobs.run_outbox_item(outbox_id, job_context(rt))
     except Exception:
         # The row stays due; `kwit sweep` (or the next inline run) picks it up again.
         log.exception("inline job failed", extra={"outbox_id": outbox_id})
@@ -50,8 +57,13 @@ def sweep_once(rt: Runtime) -> int:
 
 
 def periodic_tasks(rt: Runtime, stop: threading.Event) -> None:
-    """The worker's background loop: sweep the outbox every KWIT_SWEEP_INTERVAL seconds."""
-    while not stop.wait(rt.settings.sweep_interval):
+    """The worker's background loop: sweep the outbox at start, then every KWIT_SWEEP_INTERVAL.
+
+    Sweeping at start means a restarted worker picks up what its predecessor left at once.
+    """
+    interval = 0.0
+    while not stop.wait(interval):
+        interval = rt.settings.sweep_interval
         try:
             count = sweep_once(rt)
             if count:

@@ -33,6 +33,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "ifirma_invoice_key": IFIRMA_KEY,
         "ifirma_abonent_key": IFIRMA_KEY,
         "blob_dir": str(tmp_path / "blobs"),
+        # Never the real providers: a closed local port unless a test starts an emulator.
+        "ifirma_base_url": "http://127.0.0.1:9/iapi",
+        "paynow_base_url": "http://127.0.0.1:9",
         "log_level": "INFO",
     }
     values.update(overrides)

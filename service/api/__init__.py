@@ -6,6 +6,24 @@ from flask_smorest import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    from service.api import invoices, orders, whoami
+    from service.api import (
+        archives,
+        holds,
+        invoice_admin,
+        invoices,
+        orders,
+        subjects,
+        webhooks,
+        whoami,
+    )
 
-    return [whoami.bp, orders.bp, invoices.bp]
+    return [
+        whoami.bp,
+        orders.bp,
+        invoices.bp,
+        invoice_admin.bp,
+        archives.bp,
+        holds.bp,
+        subjects.bp,
+        webhooks.bp,
+    ]

@@ -1,19 +1,31 @@
-"""Invoices for accountants: list with filters and cursor pagination, and one invoice."""
+"""Invoices for accountants: list with filters and cursor pagination, one invoice, its PDF.
+
+The PDF download writes two audit rows, like the archive: `require_role`'s request row (who
+asked) and an "invoice.pdf" row naming the invoice, its number and checksum (what was sent).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from invoicing.archive import pdf_filename
+from invoicing.blobs import BlobNotFound
 from models import Invoice, InvoiceState, LegalHold, Order, Role
-from service.auth import require_role
-from service.db import get_session
+from service.auth import audit, current_principal, require_role
+from service.db import get_session, runtime
 from service.errors import ApiError
+
+log = logging.getLogger("kwit.invoices")
 
 bp = Blueprint("invoices", __name__, url_prefix="/v1", description="VAT invoices")
 
@@ -109,7 +121,11 @@ def held_invoice_ids(session: sa.orm.Session, invoices: list[Invoice]) -> set[st
 
 
 def invoice_view(invoice: Invoice, *, held: bool) -> dict[str, Any]:
-    view = {column: getattr(invoice, column) for column in InvoiceSchema._declared_fields}
+    view = {
+        column: getattr(invoice, column)
+        for column in InvoiceSchema._declared_fields
+        if column != "legal_hold"
+    }
     view["kind"] = invoice.kind.value
     view["state"] = invoice.state.value
     view["legal_hold"] = held
@@ -155,3 +171,66 @@ def get_invoice(invoice_id: str) -> dict[str, Any]:
     if invoice is None:
         raise ApiError(404, f"No invoice {invoice_id!r}.")
     return invoice_view(invoice, held=bool(held_invoice_ids(session, [invoice])))
+
+
+_PDF_RESPONSES = {
+    "200": {
+        "description": "The PDF as issued; ETag is its SHA-256.",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    "404": {"description": "No such invoice, or it has no PDF (yet)."},
+}
+
+
+@bp.get("/invoices/<string:invoice_id>/pdf")
+@bp.doc(security=[{"ApiKey": []}], responses=_PDF_RESPONSES)
+@require_role(Role.ACCOUNTANT)
+def get_invoice_pdf(invoice_id: str) -> Response:
+    """The invoice's PDF, streamed from storage, named after the invoice number."""
+    session = get_session()
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None:
+        raise ApiError(404, f"No invoice {invoice_id!r}.")
+    if not invoice.pdf_key:
+        raise ApiError(
+            404, f"Invoice {invoice_id!r} has no PDF ({invoice.state.value}).", reason="no_pdf"
+        )
+    chunks = runtime().blobs.read_chunks(invoice.pdf_key)
+    try:
+        first = next(chunks, b"")  # look before answering 200: a missing blob is still a 404
+    except BlobNotFound:
+        log.error("invoice PDF missing from storage", extra={"invoice_id": invoice.id})
+        raise ApiError(
+            404, f"The PDF of invoice {invoice_id!r} is missing from storage.", reason="missing"
+        )
+    audit(
+        session,
+        current_principal().actor,
+        "invoice.pdf",
+        invoice.id,
+        details={"number": invoice.number, "sha256": invoice.pdf_sha256},
+    )
+    body = _checked(first, chunks, invoice.id, invoice.pdf_sha256)
+    response = Response(body, mimetype="application/pdf")
+    name = pdf_filename(invoice.number, invoice.id)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    if invoice.pdf_sha256:
+        response.set_etag(invoice.pdf_sha256)
+    response.call_on_close(chunks.close)
+    return response
+
+
+def _checked(
+    first: bytes, rest: Iterator[bytes], invoice_id: str, recorded: str | None
+) -> Iterator[bytes]:
+    """Send the PDF; log corrupted storage (the bytes no longer match the recorded checksum)."""
+    digest = hashlib.sha256(first)
+    yield first
+    for chunk in rest:
+        digest.update(chunk)
+        yield chunk
+    if recorded and digest.hexdigest() != recorded.lower():
+        log.error(
+            "invoice PDF does not match its recorded checksum",
+            extra={"invoice_id": invoice_id, "actual_sha256": digest.hexdigest()},
+        )

@@ -1,0 +1,303 @@
+"""Retention tags for everything linked to one order (shared/retention.md §5, worked examples §6).
+
+``retag_order`` recomputes ``retention_basis`` and ``retain_until`` for an order, its paid
+payments, completed refunds, issued invoices (sale invoices extended by their corrections,
+§0.5) and its webhook events, and writes them. A row whose clock has not started (unpaid
+payment, refund in progress, invoice not issued yet) stays untagged: NULL means "keep, basis
+unknown" and the purge never selects it.
+
+Decisions (review with the tax adviser / DPO):
+
+- Order anchor = the later of the last payment's ``paid_at`` and the last completed refund
+  (Civil Code art. 118/120 run from the last settlement). The same anchor is the payment's
+  civil-claims ``contract_anchor`` (worked example 4).
+- A completed refund is one with status SUCCESSFUL; its date is ``completed_at``, else the
+  time we learnt it (``updated_at``).
+- Tax point of an invoice: the later of sale date and issue date. The real VAT tax point
+  (VAT Act art. 19a) may be either; taking the later one can only lengthen retention.
+- A webhook event that applied a transition (outcome ``applied``) keeps its id with the paid
+  payment it belongs to (§4, ``webhook_event_linked``); every other event gets the rolling
+  90-day rule.
+- After a GDPR erasure request (order ``restricted_at`` set) an internal policy no longer counts
+  for the order, payments, refunds and invoices: art. 17(3) exempts only legal obligations and
+  legal claims, not a business preference. Those rows are recomputed with the statutory rules
+  alone, newly tagged rows inherit the restriction, and the customer stub is extended to cover
+  them (§5 customer_profile_after_deletion).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from invoicing.retention import Retention, RetentionEngine
+from models import (
+    CustomerStub,
+    EventOutcome,
+    Invoice,
+    InvoiceKind,
+    InvoiceState,
+    Order,
+    Payment,
+    Refund,
+    RefundStatus,
+    WebhookEvent,
+)
+
+__all__ = [
+    "LOG_WINDOW_REASON",
+    "STUB_CODE",
+    "OrderRetention",
+    "compute_order",
+    "linked_records",
+    "restriction_reason",
+    "retag_order",
+    "statutory_engine",
+    "tag_webhook_event",
+]
+
+REASON_MAX = 255  # restriction_reason column
+STUB_CODE = "GDPR_17_3_B_STUB"
+# retention.md §2 step 5: logs keep their short rolling window, not extended by a request.
+LOG_WINDOW_REASON = "rolling log window (GDPR art. 5(1)(e), 6(1)(f)); not extended"
+# Codes that rest on a legal obligation (GDPR art. 17(3)(b)); everything else kept for a
+# record of ours rests on legal claims (art. 17(3)(e), Civil Code art. 118).
+_OBLIGATION_PREFIXES = (
+    "PL_VAT",
+    "PL_OP",
+    "PL_UOR",
+    "DE_",
+    "GEN_VAT",
+    "GEN_ACCT",
+    "LINKED_CORRECTION",
+    "LINKED_INVOICE",
+)
+
+
+@dataclass
+class OrderRetention:
+    """Computed retention of one order's records; a missing id means "clock not started"."""
+
+    order: Retention | None = None
+    payments: dict[str, Retention] = field(default_factory=dict)
+    refunds: dict[str, Retention] = field(default_factory=dict)
+    invoices: dict[str, Retention] = field(default_factory=dict)
+    events: dict[str, Retention] = field(default_factory=dict)
+
+    def dated(self) -> list[Retention]:
+        """Retentions of the order, payments, refunds and invoices (the stub's links, §5)."""
+        rows = [*self.payments.values(), *self.refunds.values(), *self.invoices.values()]
+        return ([self.order] if self.order else []) + rows
+
+
+def statutory_engine(engine: RetentionEngine) -> RetentionEngine:
+    """The same configuration without the tenant policy (what art. 17(3) can rely on)."""
+    if not engine.policy.rules:
+        return engine
+    return RetentionEngine(
+        engine.preset,
+        income_tax_overlay=engine.income_tax_overlay,
+        books=engine.books,
+        quarterly_vat=engine.quarterly_vat,
+        tax_regime=engine.tax_regime,
+        fiscal_year_end_month=engine.fiscal_year_end_month,
+    )
+
+
+def tag_webhook_event(
+    engine: RetentionEngine, received_at: datetime | date, payment: Retention | None = None
+) -> tuple[str, date]:
+    """(basis, retain_until) of a webhook event: 90 days, or with its applied payment (§4)."""
+    if payment is None:
+        result = engine.webhook_event(received_at=received_at)
+    else:
+        result = engine.webhook_event_linked(received_at, payment)
+    return result.code, result.until
+
+
+def restriction_reason(engine: RetentionEngine, code: str | None) -> str:
+    """Why a record is kept after an erasure request: the art. 17(3) ground and the statute."""
+    if not code:
+        return "GDPR art. 17(3)(b): retention basis not established yet"
+    parts = code.split("+")
+    if all(p.startswith("GDPR_5_1_E") for p in parts):
+        return LOG_WINDOW_REASON  # a log, not an art. 17(3) exemption
+    if any(p.startswith(_OBLIGATION_PREFIXES) for p in parts):
+        ground = "17(3)(b)"
+    elif "LINKED_PAYMENT" in parts:
+        ground = "17(3)(b),(e)"  # the event id follows its payment's own ground
+    else:
+        ground = "17(3)(e)"
+    try:
+        text = engine.describe(code)
+    except KeyError:
+        text = code
+    return clip(f"GDPR art. {ground}: {text}")
+
+
+def clip(text: str, limit: int = REASON_MAX) -> str:
+    """Shorten ``text`` to fit a column, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _day(value: datetime | date) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    return value
+
+
+def compute_order(session: Session, engine: RetentionEngine, order_id: str) -> OrderRetention:
+    """Retention of every record linked to ``order_id``, without writing anything."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise LookupError(f"no order {order_id!r}")
+    # Art. 17(3): after an erasure request only statutory rules keep the records.
+    floor = statutory_engine(engine) if order.restricted_at else engine
+    consumer = order.buyer_type == "consumer"
+    payments, refunds, invoices, events = linked_records(session, order)
+    out = OrderRetention()
+
+    issued = [i for i in invoices if i.state == InvoiceState.ISSUED and i.issue_date]
+    corrections = {
+        i.id: floor.correction_invoice(
+            issue_date=i.issue_date, tax_point=_tax_point(i), ksef_accepted=bool(i.ksef_number)
+        )
+        for i in issued
+        if i.kind == InvoiceKind.CORRECTION
+    }
+    sales = {
+        i.id: floor.invoice(
+            issue_date=i.issue_date,
+            tax_point=_tax_point(i),
+            ksef_accepted=bool(i.ksef_number),
+            # §0.5: the original is kept at least as long as each of its corrections.
+            corrections=[
+                corrections[c.id]
+                for c in issued
+                if c.id in corrections and c.corrects_invoice_id == i.id
+            ],
+        )
+        for i in issued
+        if i.kind == InvoiceKind.SALE
+    }
+    out.invoices = {**corrections, **sales}
+    sale = next(iter(sales.values()), None)
+
+    paid = [p for p in payments if p.paid_at is not None]
+    done = [r for r in refunds if r.status == RefundStatus.SUCCESSFUL]
+    days = [_day(p.paid_at) for p in paid if p.paid_at] + [_refund_day(r) for r in done]
+    anchor = max(days) if days else None
+    if paid and anchor is not None:
+        out.order = floor.order(anchor=anchor, consumer=consumer)
+        for p in paid:
+            assert p.paid_at is not None
+            out.payments[p.id] = floor.payment(
+                paid_at=_day(p.paid_at), consumer=consumer, contract_anchor=anchor, invoice=sale
+            )
+    for r in done:
+        correction = next(
+            (corrections[i.id] for i in issued if i.refund_id == r.id and i.id in corrections),
+            None,
+        )
+        out.refunds[r.id] = floor.refund(
+            refunded_at=_refund_day(r), consumer=consumer, correction=correction
+        )
+
+    by_pid = {p.provider_payment_id: out.payments[p.id] for p in paid}
+    latest = max(paid, key=lambda p: p.paid_at or datetime.min.replace(tzinfo=UTC), default=None)
+    for ev in events:
+        linked = None
+        if ev.outcome == EventOutcome.APPLIED and paid:
+            # An applied event without a matching payment id belongs to the order's payment.
+            linked = by_pid.get(ev.provider_payment_id or "") or (
+                out.payments[latest.id] if latest else None
+            )
+        if linked is None:
+            out.events[ev.id] = engine.webhook_event(received_at=ev.received_at)
+        else:
+            out.events[ev.id] = engine.webhook_event_linked(ev.received_at, linked)
+    return out
+
+
+def retag_order(session: Session, engine: RetentionEngine, order_id: str) -> None:
+    """Recompute and write basis + retain_until for everything linked to one order.
+
+    Call it after a payment is paid, an invoice is issued or a refund completes. Untagged rows
+    (clock not started) are written as NULL. Flushes; the caller commits.
+    """
+    order = session.get(Order, order_id)
+    if order is None:
+        raise LookupError(f"no order {order_id!r}")
+    computed = compute_order(session, engine, order_id)
+    payments, refunds, invoices, events = linked_records(session, order)
+    _write(order, computed.order)
+    for rows, tags in (
+        (payments, computed.payments),
+        (refunds, computed.refunds),
+        (invoices, computed.invoices),
+        (events, computed.events),
+    ):
+        for row in rows:
+            tag = tags.get(row.id)
+            _write(row, tag)
+            if order.restricted_at and tag is not None and row.restricted_at is None:
+                # A record tagged after the erasure request is restricted like its order.
+                row.restricted_at = order.restricted_at
+                row.restriction_reason = restriction_reason(engine, tag.code)
+    if order.restricted_at:
+        _extend_stub(session, order.customer_ref, computed.dated())
+    session.flush()
+
+
+def _write(row: Order | Payment | Refund | Invoice | WebhookEvent, tag: Retention | None) -> None:
+    row.retention_basis = tag.code if tag else None
+    row.retain_until = tag.until if tag else None
+
+
+def _extend_stub(session: Session, customer_ref: str, linked: list[Retention]) -> None:
+    """§5: the stub lives until its last linked retained record expires."""
+    stub = session.get(CustomerStub, customer_ref)
+    if stub is None or not linked:
+        return
+    until = max(r.until for r in linked)
+    if stub.retain_until is None or until > stub.retain_until:
+        stub.retain_until = until
+        stub.retention_basis = STUB_CODE
+
+
+def _tax_point(invoice: Invoice) -> date:
+    assert invoice.issue_date is not None
+    return max(invoice.issue_date, invoice.sale_date or invoice.issue_date)
+
+
+def _refund_day(refund: Refund) -> date:
+    return _day(refund.completed_at or refund.updated_at)
+
+
+def linked_records(
+    session: Session, order: Order
+) -> tuple[list[Payment], list[Refund], list[Invoice], list[WebhookEvent]]:
+    """The order's payments, refunds, invoices and webhook events (by id)."""
+    payments = list(
+        session.scalars(sa.select(Payment).where(Payment.order_id == order.id).order_by(Payment.id))
+    )
+    refunds = list(
+        session.scalars(sa.select(Refund).where(Refund.order_id == order.id).order_by(Refund.id))
+    )
+    invoices = list(
+        session.scalars(sa.select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id))
+    )
+    pids = [p.provider_payment_id for p in payments]
+    # Events usually carry the order id; one that arrived before the order was matched
+    # carries only the provider's payment id.
+    match = WebhookEvent.order_id == order.id
+    if pids:
+        match = sa.or_(
+            match,
+            sa.and_(WebhookEvent.order_id.is_(None), WebhookEvent.provider_payment_id.in_(pids)),
+        )
+    events = list(session.scalars(sa.select(WebhookEvent).where(match).order_by(WebhookEvent.id)))
+    return payments, refunds, invoices, events

@@ -1,0 +1,48 @@
+"""Enqueueing outbox ids on real Redis: no duplicates while waiting, recovery of orphaned jobs."""
+
+import time
+
+import redis as redis_lib
+from rq import Queue
+from rq.job import Job
+
+from invoicing.queue import enqueue_outbox, job_id, redis_client, safe_enqueue
+
+
+def make_queue(redis_url: str, name: str) -> Queue:
+    return Queue(name, connection=redis_lib.Redis.from_url(redis_url))
+
+
+def test_waiting_job_is_not_enqueued_twice(redis_url, queue_name) -> None:
+    queue = make_queue(redis_url, queue_name)
+    assert enqueue_outbox(queue, "A1") is True
+    assert enqueue_outbox(queue, "A1") is False
+    assert queue.job_ids == [job_id("A1")]
+
+
+def test_job_popped_by_a_killed_worker_is_enqueued_again(redis_url, queue_name) -> None:
+    queue = make_queue(redis_url, queue_name)
+    enqueue_outbox(queue, "B2")
+    # A worker pops the id and dies before marking the job started: the hash still says queued.
+    queue.connection.lrem(queue.key, 0, job_id("B2"))
+    assert Job.fetch(job_id("B2"), connection=queue.connection).get_status() == "queued"
+    assert enqueue_outbox(queue, "B2") is True
+    assert queue.job_ids == [job_id("B2")]
+
+
+def test_started_job_of_a_dead_worker_is_replaced(redis_url, queue_name) -> None:
+    queue = make_queue(redis_url, queue_name)
+    enqueue_outbox(queue, "C3")
+    job = Job.fetch(job_id("C3"), connection=queue.connection)
+    queue.connection.lrem(queue.key, 0, job.id)
+    job.set_status("started")
+    assert enqueue_outbox(queue, "C3") is True
+    assert queue.job_ids == [job_id("C3")]
+
+
+def test_redis_down_is_logged_not_raised_and_fails_fast(caplog) -> None:
+    queue = Queue("nowhere", connection=redis_client("redis://127.0.0.1:1/3"))
+    started = time.monotonic()
+    assert safe_enqueue(queue, "D4") is False
+    assert time.monotonic() - started < 1.5  # a webhook must not wait on a dead Redis
+    assert "sweeper will pick the item up" in caplog.text
