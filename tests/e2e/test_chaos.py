@@ -68,7 +68,8 @@ def run_chaos(pg_url: str, redis_url: str, queue: str, orders: int, *, deadline:
         KWIT_KSEF_ENABLED="false",  # KSeF polling only adds waiting; it is tested elsewhere
         KWIT_BLOB_DIR=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kwit-chaos-{queue}"),
     )
-    workers = [start_worker(env, f"chaos-{i}") for i in range(WORKERS)]
+    # Names unique to this run: a SIGKILLed RQ worker's name stays registered for minutes.
+    workers = [start_worker(env, f"{queue}-{i}") for i in range(WORKERS)]
     kills = 0
     try:
         with kwit_web(env, workers=2, threads=8) as web:
@@ -80,12 +81,12 @@ def run_chaos(pg_url: str, redis_url: str, queue: str, orders: int, *, deadline:
                     f"only {issued_count(pg_url)} of {orders} issued after {deadline} s: "
                     f"{stuck(pg_url)}"
                 )
-                time.sleep(rng.uniform(0.5, 2.0))
+                time.sleep(rng.uniform(1.0, 2.5))
                 victim = rng.randrange(WORKERS)
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait(10)
                 kills += 1
-                workers[victim] = start_worker(env, f"chaos-{victim}-{kills}")
+                workers[victim] = start_worker(env, f"{queue}-{victim}-{kills}")
                 if not flushed and issued_count(pg_url) >= orders // 3:
                     redis_lib.Redis.from_url(redis_url).flushall()
                     flushed = True
@@ -193,7 +194,7 @@ def verify(pg_url: str, state: dict, orders: int, kills: int) -> None:
 
 @pytest.mark.slow
 def test_exactly_once_under_chaos_small(pg_db: str, redis_url: str, queue_name: str) -> None:
-    run_chaos(pg_db, redis_url, queue_name, orders=100, deadline=150)
+    run_chaos(pg_db, redis_url, queue_name, orders=100, deadline=240)
 
 
 @pytest.mark.chaos
