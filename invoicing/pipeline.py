@@ -48,7 +48,7 @@ from invoicing.payload import (
     matches_marker,
 )
 from invoicing.retention import RetentionEngine
-from models import Invoice, InvoiceKind, InvoiceState, Order, OutboxItem
+from models import Invoice, InvoiceKind, InvoiceState, Order, OutboxItem, Refund
 from models.vault import Vault
 
 log = logging.getLogger("kwit.invoicing")
@@ -278,10 +278,15 @@ def _build_payload(
     invoice.payload_encrypted = svc.vault.encrypt_bytes(body)
     invoice.payload_sha256 = hashlib.sha256(body).hexdigest()
     invoice.issue_date = built.issue_date
+    # A correction's amounts are the signed change it makes (negative for a refund), which is
+    # what the accountant books; a sale invoice's are its totals.
+    totals = built.difference if invoice.kind is InvoiceKind.CORRECTION else built.totals
     invoice.totals = {
         rate: {"net_minor": t.net_minor, "vat_minor": t.vat_minor, "gross_minor": t.gross_minor}
-        for rate, t in built.totals.items()
+        for rate, t in totals.items()
     }
+    if invoice.kind is InvoiceKind.CORRECTION:
+        invoice.gross_minor = sum(t.gross_minor for t in totals.values())
 
 
 def _correction_payload(
@@ -290,11 +295,14 @@ def _correction_payload(
     original = _original(session, invoice)
     # The original's positions come from iFirma itself: Kwit erased its copy at issue time.
     source = svc.ifirma.get_invoice(original.ifirma_id or "")
+    refund = session.get(Refund, invoice.refund_id) if invoice.refund_id else None
+    if refund is None:
+        _fail(session, invoice, "the correction has no refund to correct for", now)
     built = build_correction(
         original_payload=source,
         order_id=order.id,
-        refund_ref=invoice.refund_id or invoice.id,
-        refund_minor=invoice.gross_minor,
+        refund_ref=refund.provider_refund_id or refund.id,
+        refund_minor=refund.amount_minor,
         refunded_at=invoice.paid_at or now,
         issue_date=max(_warsaw_today(now), original.issue_date or _warsaw_today(now)),
     )

@@ -255,3 +255,6 @@ def test_refund_produces_one_correction(app, client, emulator) -> None:
     assert correction.corrects_invoice_id == sale.id
     assert correction.number.endswith("/K")
     assert correction.retain_until >= sale.retain_until
+    # A full refund: the correction books the whole sale back, as a signed difference.
+    assert correction.gross_minor == -sale.gross_minor
+    assert sum(t["gross_minor"] for t in correction.totals.values()) == -12300
