@@ -64,9 +64,28 @@ def periodic_tasks(rt: Runtime, stop: threading.Event) -> None:
     interval = 0.0
     while not stop.wait(interval):
         interval = rt.settings.sweep_interval
-        try:
-            count = sweep_once(rt)
-            if count:
-                log.info("sweeper re-enqueued outbox items", extra={"count": count})
-        except Exception:
-            log.exception("sweep failed")
+        for task in (_sweep, _daily_retention):
+            try:
+                task(rt)
+            except Exception:
+                # One failing task must not stop the others or the loop.
+                log.exception("periodic task failed", extra={"task": task.__name__})
+
+
+def _sweep(rt: Runtime) -> None:
+    count = sweep_once(rt)
+    if count:
+        log.info("sweeper re-enqueued outbox items", extra={"count": count})
+
+
+def _daily_retention(rt: Runtime) -> None:
+    """With KWIT_RETENTION_DAILY, the first worker to get there each day runs the purge."""
+    if not rt.settings.retention_daily or rt.redis is None:
+        return
+    today = utcnow().date()
+    if not rt.redis.set(f"kwit:retention-run:{today.isoformat()}", "1", nx=True, ex=3 * 86400):
+        return  # another worker has it today
+    from service.retention_ops import run_retention
+
+    report = run_retention(rt, today=today, actor="worker")
+    log.info("daily retention run done", extra={"report": str(report)[:500]})

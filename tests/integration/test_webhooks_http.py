@@ -248,3 +248,31 @@ def test_no_buyer_data_in_plain_columns_or_logs(client, app, caplog) -> None:
         [order] = session.scalars(sa.select(Order)).all()
         assert BUYER["email"].encode() not in order.billing
         assert app.extensions["kwit"].vault.decrypt(order.billing)["name"]
+
+
+def test_new_stripe_order_is_one_statement_on_postgresql(pg_db, tmp_path) -> None:
+    """The hot path (DESIGN §9): a new invoice.paid costs one SQL statement, not a dozen."""
+    from service.app import create_app
+    from tests.support import make_settings
+
+    # Redis on a dead port: the enqueue fails fast (left to the sweeper) and no job runs inline,
+    # so every statement counted below is ingestion's.
+    app = create_app(make_settings(pg_db, tmp_path, redis_url="redis://127.0.0.1:1/3"))
+    statements: list[str] = []
+    sa.event.listen(
+        app.extensions["kwit"].engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: statements.append(statement),
+    )
+    try:
+        client = app.test_client()
+        body = sample("invoice.paid", suffix="fast")
+        assert post_stripe(client, body).get_json() == {"outcome": "applied"}
+        assert len(statements) == 1, statements
+        statements.clear()
+        assert post_stripe(client, body).get_json() == {"outcome": "duplicate"}
+        assert len(statements) == 1
+    finally:
+        app.extensions["kwit"].close()
+    with app.extensions["kwit"].sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)) == 1
