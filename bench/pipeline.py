@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.webhooks import KWIT_REDIS, fernet_key, free_port, fresh_database, wait_for
+from bench.webhooks import BIN, KWIT_REDIS, fernet_key, free_port, fresh_database, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 IFIRMA_USER = "bench@example.pl"
@@ -43,7 +43,7 @@ def main() -> None:
     port = free_port()
     emulator = subprocess.Popen(
         [
-            "kwit",
+            str(BIN / "kwit"),
             "emulate",
             "ifirma",
             "--port",
@@ -76,14 +76,18 @@ def main() -> None:
     try:
         wait_for(f"http://127.0.0.1:{port}/__emulator__/state", emulator)
         subprocess.run(
-            ["kwit", "db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+            [str(BIN / "kwit"), "db", "upgrade"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         backlog(url, key, args.orders)
         redis.Redis.from_url(KWIT_REDIS).flushdb()
         started = time.monotonic()
         workers = [
             subprocess.Popen(
-                ["kwit", "worker", "--name", f"bench-{port}-{i}"],
+                [str(BIN / "kwit"), "worker", "--name", f"bench-{port}-{i}"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

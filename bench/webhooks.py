@@ -26,6 +26,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # gunicorn and kwit from the same virtualenv
 SECRET = "whsec_bench"  # noqa: S105 - the floor's fixed benchmark secret
 PG = os.environ.get("KWIT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KWIT_REDIS = os.environ.get("KWIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -70,7 +71,7 @@ def run_floor(bench: Path, args: argparse.Namespace, gen_args: list[str]) -> str
     redis.Redis.from_url(FLOOR_REDIS).flushdb()
     env = {**os.environ, "FLOOR_DSN": PG, "FLOOR_REDIS": FLOOR_REDIS, "FLOOR_SECRET": SECRET}
     command = [
-        "gunicorn",
+        str(BIN / "gunicorn"),
         "--log-level",
         "warning",
         "-w",
@@ -99,10 +100,14 @@ def run_kwit(bench: Path, args: argparse.Namespace, gen_args: list[str], url: st
         "KWIT_LOG_LEVEL": "WARNING",
     }
     subprocess.run(
-        ["kwit", "db", "upgrade"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        [str(BIN / "kwit"), "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     command = [
-        "gunicorn",
+        str(BIN / "gunicorn"),
         "--log-level",
         "warning",
         "-w",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import requests
@@ -20,6 +20,7 @@ from models.session import make_engine, make_session_factory
 from models.vault import Vault
 from service.config import Settings
 from webhooks.ingest import IngestContext
+from webhooks.recent import RecentKeys
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Runtime:
     retention: RetentionEngine
     ingest_context: IngestContext
     job_context: JobContext | None = None
+    recent_events: RecentKeys = field(default_factory=RecentKeys)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -100,6 +100,10 @@ def _handle(
     except WebhookError as exc:
         return _refuse(provider, 400, exc.reason, _explain(exc.reason))
     rt = runtime()
+    if rt.recent_events.seen(provider, event.event_key):
+        # Recorded and committed by this process moments ago: a retry storm needs no database.
+        metrics.WEBHOOKS.labels(provider=provider, outcome="duplicate", reason="recent").inc()
+        return jsonify(outcome="duplicate")
     session = get_session()
     result = record(
         session,
@@ -109,6 +113,7 @@ def _handle(
         now=utcnow(),
     )
     session.commit()  # the 200 below is only ever sent after this commit
+    rt.recent_events.add(provider, event.event_key)
     for outbox_id in result.outbox_ids:
         dispatch(rt, outbox_id)
     metrics.WEBHOOKS.labels(
