@@ -66,24 +66,31 @@ def enqueue_outbox(queue: Queue, outbox_id: str) -> bool:
     return True
 
 
-def _put(queue: Queue, outbox_id: str) -> None:
+def _put(queue: Queue, outbox_id: str, *, unique: bool = True) -> None:
     # result_ttl=0 drops the job hash on success, so the next enqueue of the id is not a duplicate.
     queue.enqueue(
         JOB_FUNCTION,
         outbox_id,
         job_id=job_id(outbox_id),
-        unique=True,
+        unique=unique,
         result_ttl=0,
         failure_ttl=86400,
         job_timeout=JOB_TIMEOUT,
     )
 
 
-def safe_enqueue(queue: Queue | None, outbox_id: str) -> bool:
-    """Enqueue after commit; a Redis failure is logged and left to the sweeper, never raised."""
+def safe_enqueue(queue: Queue | None, outbox_id: str, *, fresh: bool = False) -> bool:
+    """Enqueue after commit; a Redis failure is logged and left to the sweeper, never raised.
+
+    `fresh` says the outbox row was created by the transaction that just committed, so no job
+    for it can exist yet and RQ's uniqueness check (an extra Lua round trip) is skipped.
+    """
     if queue is None:
         return False
     try:
+        if fresh:
+            _put(queue, outbox_id, unique=False)
+            return True
         return enqueue_outbox(queue, outbox_id)
     except RedisError as exc:
         log.warning(

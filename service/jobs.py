@@ -42,10 +42,10 @@ def run_inline(rt: Runtime, outbox_id: str) -> str | None:
         return None
 
 
-def dispatch(rt: Runtime, outbox_id: str) -> None:
+def dispatch(rt: Runtime, outbox_id: str, *, fresh: bool = False) -> None:
     """After a commit: hand the item to Redis, or run it inline when there is no Redis."""
     if rt.queue is not None:
-        safe_enqueue(rt.queue, outbox_id)
+        safe_enqueue(rt.queue, outbox_id, fresh=fresh)
     else:
         run_inline(rt, outbox_id)
 

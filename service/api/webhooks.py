@@ -115,7 +115,7 @@ def _handle(
     session.commit()  # the 200 below is only ever sent after this commit
     rt.recent_events.add(provider, event.event_key)
     for outbox_id in result.outbox_ids:
-        dispatch(rt, outbox_id)
+        dispatch(rt, outbox_id, fresh=True)  # created by the commit above
     metrics.WEBHOOKS.labels(
         provider=provider, outcome=result.outcome.value, reason=result.reason or ""
     ).inc()

@@ -46,3 +46,10 @@ def test_redis_down_is_logged_not_raised_and_fails_fast(caplog) -> None:
     assert safe_enqueue(queue, "D4") is False
     assert time.monotonic() - started < 1.5  # a webhook must not wait on a dead Redis
     assert "sweeper will pick the item up" in caplog.text
+
+
+def test_fresh_outbox_id_is_enqueued_without_the_uniqueness_check(redis_url, queue_name) -> None:
+    queue = make_queue(redis_url, queue_name)
+    assert safe_enqueue(queue, "E5", fresh=True) is True
+    assert queue.job_ids == [job_id("E5")]
+    assert enqueue_outbox(queue, "E5") is False  # the sweeper still sees it waiting
