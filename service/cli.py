@@ -146,11 +146,20 @@ def keys_fernet() -> None:
 
 def _register_more() -> None:
     """Commands that live next to the thing they operate on."""
-    from service import cli_archive, cli_emulate, cli_ops, cli_retention, cli_worker, demo
+    from service import (
+        cli_archive,
+        cli_emulate,
+        cli_ops,
+        cli_paynow,
+        cli_retention,
+        cli_worker,
+        demo,
+    )
 
     cli_worker.register(cli)
     cli_archive.register(cli)
     cli_ops.register(cli)
+    cli_paynow.register(cli)
     cli_emulate.register(cli)
     cli_retention.register(cli)
     cli.add_command(demo.demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from invoicing import jobs, outbox, pipeline  # noqa: F401 - pipeline registers its handler
@@ -64,7 +65,7 @@ def periodic_tasks(rt: Runtime, stop: threading.Event) -> None:
     interval = 0.0
     while not stop.wait(interval):
         interval = rt.settings.sweep_interval
-        for task in (_sweep, _daily_retention):
+        for task in (_sweep, _paynow_sync, _daily_retention):
             try:
                 task(rt)
             except Exception:
@@ -78,6 +79,23 @@ def _sweep(rt: Runtime) -> None:
         log.info("sweeper re-enqueued outbox items", extra={"count": count})
 
 
+PAYNOW_SYNC_EVERY = 60.0  # seconds; only payments older than KWIT_PAYNOW_SYNC_AGE are polled
+_last_paynow_sync = 0.0
+
+
+def _paynow_sync(rt: Runtime) -> None:
+    """Heal missed PayNow notifications: poll stale NEW/PENDING payments and open refunds."""
+    global _last_paynow_sync
+    if time.monotonic() - _last_paynow_sync < PAYNOW_SYNC_EVERY:
+        return
+    _last_paynow_sync = time.monotonic()
+    from service.cli_paynow import sync_once
+
+    report = sync_once(rt)
+    if report is not None and report.outbox_ids:
+        log.info("paynow sync healed payments", extra={"invoices": len(report.outbox_ids)})
+
+
 def _daily_retention(rt: Runtime) -> None:
     """With KWIT_RETENTION_DAILY, the first worker to get there each day runs the purge."""
     if not rt.settings.retention_daily or rt.redis is None:
@@ -89,3 +107,7 @@ def _daily_retention(rt: Runtime) -> None:
 
     report = run_retention(rt, today=today, actor="worker")
     log.info("daily retention run done", extra={"report": str(report)[:500]})
+    from service.idempotency import purge_expired
+
+    with rt.sessions.begin() as session:
+        purge_expired(session, now=utcnow())

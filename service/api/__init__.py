@@ -12,6 +12,7 @@ def blueprints() -> list[Blueprint]:
         invoice_admin,
         invoices,
         orders,
+        orders_write,
         subjects,
         webhooks,
         whoami,
@@ -20,6 +21,7 @@ def blueprints() -> list[Blueprint]:
     return [
         whoami.bp,
         orders.bp,
+        orders_write.bp,
         invoices.bp,
         invoice_admin.bp,
         archives.bp,

@@ -112,5 +112,16 @@ def test_demo_runs_without_services(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "GET /healthz → ok" in done.stdout
-    assert "401" in done.stdout
+    story = done.stdout
+    assert "Backend registered order SAAS-2026-0001" in story
+    assert "The buyer paid on the PayNow paywall" in story
+    assert "Order is paid; invoice 1/11/" in story or "Order is paid; invoice 1/" in story
+    assert "KSeF number " in story
+    assert "→ applied" in story
+    assert "→ duplicate (no second invoice)" in story
+    assert "The accountant lists 2 issued invoices" in story
+    assert "checksums verified" in story
+    assert "iFirma emulator holds 2 invoices" in story
+    archives = list((tmp_path / "demo").glob("kwit-invoices-*.zip"))
+    assert len(archives) == 1
+    assert f"The archive is {archives[0]}" in story
