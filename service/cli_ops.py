@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import click
+import requests
 from flask.cli import with_appcontext
 
 
@@ -65,25 +66,48 @@ def simulate_stripe(
     event_type: str, url: str, secret: str, order_ref: str | None, suffix: str | None, amount: int
 ) -> None:
     """Post one signed Stripe EVENT_TYPE event to Kwit and print the answer."""
-    import requests
+    try:
+        event_id, response = post_sample_event(
+            url,
+            secret.split(",")[0].strip(),
+            event_type,
+            order_ref=order_ref,
+            suffix=suffix,
+            amount=amount,
+        )
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {url}: {type(exc).__name__}") from None
+    click.echo(f"{event_type} {event_id} → HTTP {response.status_code} {response.text.strip()}")
+    if response.status_code >= 400:
+        raise SystemExit(1)
 
+
+def post_sample_event(
+    url: str,
+    secret: str,
+    event_type: str,
+    *,
+    order_ref: str | None = None,
+    suffix: str | None = None,
+    amount: int = 12300,
+    event_id: str | None = None,
+    http: requests.Session | None = None,
+) -> tuple[str, requests.Response]:
+    """Sign a realistic sample event the way Stripe does and POST it; used by the demo too."""
     from webhooks import samples, stripe
 
     now = int(time.time())
     event = samples.sample_event(
         event_type, now=now, order_ref=order_ref, suffix=suffix, amount_minor=amount
     )
+    if event_id:
+        event["id"] = event_id
     body = samples.encode(event)
-    header = stripe.sign(body, secret.split(",")[0].strip(), timestamp=now)
-    try:
-        response = requests.post(
-            url,
-            data=body,
-            timeout=10,
-            headers={"Content-Type": "application/json", "Stripe-Signature": header},
-        )
-    except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach {url}: {type(exc).__name__}") from None
-    click.echo(f"{event_type} {event['id']} → HTTP {response.status_code} {response.text.strip()}")
-    if response.status_code >= 400:
-        raise SystemExit(1)
+    header = stripe.sign(body, secret, timestamp=now)
+    response = (http or requests).post(
+        url,
+        data=body,
+        timeout=10,
+        headers={"Content-Type": "application/json", "Stripe-Signature": header},
+    )
+    return event["id"], response

@@ -136,7 +136,7 @@ def _flow(
     story: Story, app: Any, kwit: str, paynow: str, ifirma: str, workdir: Path
 ) -> dict[str, Any]:
     from service.auth import create_key
-    from webhooks import samples, stripe
+    from service.cli_ops import post_sample_event
 
     with app.extensions["kwit"].sessions.begin() as session:
         backend = create_key(session, name="demo-backend", role=Role.BACKEND).token
@@ -173,28 +173,15 @@ def _flow(
         f"{not paynow_order['billing_held']}"
     )
 
-    now = int(time.time())
-    event = samples.sample_event("invoice.paid", now=now, suffix="demo")
-    body = samples.encode(event)
-    answer = http.post(
-        f"{kwit}/webhooks/stripe",
-        data=body,
-        timeout=30,
-        headers={
-            "Content-Type": "application/json",
-            "Stripe-Signature": stripe.sign(body, STRIPE_SECRET, timestamp=now),
-        },
+    # What `kwit simulate stripe invoice.paid` sends: a Stripe Billing invoice for a new customer.
+    url = f"{kwit}/webhooks/stripe"
+    event_id, answer = post_sample_event(
+        url, STRIPE_SECRET, "invoice.paid", suffix="demo", http=http
     )
     _expect(answer, 200, "Stripe webhook")
-    story.say(f"Stripe sent a signed invoice.paid ({event['id']}) → {answer.json()['outcome']}")
-    again = http.post(
-        f"{kwit}/webhooks/stripe",
-        data=body,
-        timeout=30,
-        headers={
-            "Content-Type": "application/json",
-            "Stripe-Signature": stripe.sign(body, STRIPE_SECRET, timestamp=now),
-        },
+    story.say(f"Stripe sent a signed invoice.paid ({event_id}) → {answer.json()['outcome']}")
+    _, again = post_sample_event(
+        url, STRIPE_SECRET, "invoice.paid", suffix="demo", event_id=event_id, http=http
     )
     story.detail(f"the same event delivered again → {again.json()['outcome']} (no second invoice)")
 

@@ -125,3 +125,43 @@ def test_demo_runs_without_services(tmp_path: Path) -> None:
     archives = list((tmp_path / "demo").glob("kwit-invoices-*.zip"))
     assert len(archives) == 1
     assert f"The archive is {archives[0]}" in story
+
+
+def test_simulate_stripe_posts_a_signed_event_kwit_accepts(app) -> None:
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from tests.support import STRIPE_SECRET
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/webhooks/stripe"
+    try:
+        runner = CliRunner()
+        for event_type in ("invoice.paid", "checkout.session.completed", "charge.refunded"):
+            result = runner.invoke(
+                cli,
+                [
+                    "simulate",
+                    "stripe",
+                    event_type,
+                    "--url",
+                    url,
+                    "--secret",
+                    STRIPE_SECRET,
+                    "--suffix",
+                    "sim",
+                ],
+            )
+            assert result.exit_code == 0, result.output
+            assert "HTTP 200" in result.output
+        assert '"outcome":"applied"' in result.output.replace(" ", "")
+        wrong = runner.invoke(
+            cli, ["simulate", "stripe", "invoice.paid", "--url", url, "--secret", "whsec_wrong"]
+        )
+        assert wrong.exit_code == 1
+        assert "HTTP 400" in wrong.output
+    finally:
+        server.shutdown()
+        server.server_close()
