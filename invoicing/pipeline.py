@@ -353,39 +353,63 @@ def _record_issue(session: Session, invoice: Invoice, ifirma_id: str, *, now: da
 
 
 def _complete(session: Session, svc: Services, invoice: Invoice, *, now: datetime) -> str | None:
-    """Number, PDF, buyer-data erasure, retention, KSeF. Returns why it must wait, if it must."""
+    """Number, KSeF, PDF, buyer-data erasure, retention. Returns why it must wait, if it must.
+
+    A B2B invoice goes to KSeF first, so one GET then reads both the full number and the KSeF
+    number; everything learned is committed once, and retention is computed once, at the end.
+    B2C invoices are outside the KSeF duty (VAT Act art. 106ga ust. 2 pkt 4) and stay local.
+    """
+    ifirma_id = invoice.ifirma_id or ""
+    nip = _buyer_nip(session, svc, invoice)
+    ksef = svc.ksef_enabled and invoice.ksef_number is None and bool(nip)
     try:
-        document = None
-        if invoice.number is None or (svc.ksef_enabled and invoice.ksef_number is None):
-            document = svc.ifirma.get_invoice(invoice.ifirma_id or "")
+        if ksef and invoice.ksef_status is None:
+            # Sending twice is harmless: iFirma answers "already sent", which counts as success.
+            svc.ifirma.send_to_ksef(ifirma_id, kind=_ksef_kind(invoice))
+        if invoice.number is None or ksef:
+            document = svc.ifirma.get_invoice(ifirma_id)
             invoice.number = invoice.number or document.get("PelnyNumer")
+            if ksef:
+                number, status = ksef_status(document)
+                invoice.ksef_number, invoice.ksef_status = number or None, status or "sent"
         if invoice.pdf_key is None:
-            invoice.pdf_key, invoice.pdf_sha256 = svc.blobs.put(
-                svc.ifirma.get_pdf(invoice.ifirma_id or "")
-            )
-        _erase_buyer_data(session, svc, invoice)
-        _tag_retention(session, svc, invoice)
-        session.commit()
-        if svc.ksef_enabled and invoice.buyer_nip and invoice.ksef_number is None:
-            return _ksef(session, svc, invoice, document)
+            invoice.pdf_key, invoice.pdf_sha256 = svc.blobs.put(svc.ifirma.get_pdf(ifirma_id))
     except (IFirmaTransientError, IFirmaRateLimitError, IFirmaAuthError) as exc:
         session.commit()
         raise Later(f"issued; follow-up postponed: {exc}") from exc
-    return None
+    _erase_buyer_data(session, invoice, nip)
+    _tag_retention(session, svc, invoice)
+    session.commit()
+    if not ksef or invoice.ksef_number:
+        return None
+    if invoice.ksef_status == KSEF_REJECTED:
+        log.error("KSeF rejected an invoice", extra={"invoice_id": invoice.id})
+        return None  # visible through the API; a human corrects it in iFirma
+    return "waiting for KSeF to accept the invoice"
 
 
-def _erase_buyer_data(session: Session, svc: Services, invoice: Invoice) -> None:
+def _buyer_nip(session: Session, svc: Services, invoice: Invoice) -> str | None:
+    """The NIP printed on the invoice: from the encrypted payload, or the corrected original."""
+    if invoice.buyer_nip or invoice.kind is InvoiceKind.SALE:
+        return invoice.buyer_nip or _payload_nip(svc, invoice)
+    original = (
+        session.get(Invoice, invoice.corrects_invoice_id) if invoice.corrects_invoice_id else None
+    )
+    return original.buyer_nip if original else None
+
+
+def _ksef_kind(invoice: Invoice) -> str:
+    return "fakturakraj/korekta" if invoice.kind is InvoiceKind.CORRECTION else "fakturakraj"
+
+
+def _erase_buyer_data(session: Session, invoice: Invoice, nip: str | None) -> None:
     """Once the invoice exists, Kwit keeps no buyer data: iFirma holds the invoice itself.
 
     What stays is the invoice reference the accountant's archive lists: number, amounts and, for
     a VAT-registered buyer, the NIP printed on the invoice (kept under VAT Act art. 112 with the
     invoice). Name, address and e-mail are gone with the payload and the order's billing token.
     """
-    if invoice.kind is InvoiceKind.SALE and invoice.buyer_nip is None:
-        invoice.buyer_nip = _payload_nip(svc, invoice)
-    elif invoice.kind is InvoiceKind.CORRECTION and invoice.corrects_invoice_id:
-        original = session.get(Invoice, invoice.corrects_invoice_id)
-        invoice.buyer_nip = original.buyer_nip if original else None
+    invoice.buyer_nip = nip
     invoice.payload_encrypted = None
     if invoice.kind is InvoiceKind.SALE:
         session.execute(sa.update(Order).where(Order.id == invoice.order_id).values(billing=None))
@@ -395,29 +419,6 @@ def _tag_retention(session: Session, svc: Services, invoice: Invoice) -> None:
     from invoicing.retention_tags import retag_order
 
     retag_order(session, svc.retention, invoice.order_id)
-
-
-def _ksef(
-    session: Session, svc: Services, invoice: Invoice, document: dict[str, Any] | None
-) -> str | None:
-    """Send a B2B invoice to KSeF once, then read its KSeF number when KSeF has accepted it.
-
-    B2C invoices are outside the KSeF duty (VAT Act art. 106ga ust. 2 pkt 4) and stay local.
-    """
-    number, status = ksef_status(document or {})
-    kind = "fakturakraj/korekta" if invoice.kind is InvoiceKind.CORRECTION else "fakturakraj"
-    if status is None:
-        svc.ifirma.send_to_ksef(invoice.ifirma_id or "", kind=kind)
-        number, status = ksef_status(svc.ifirma.get_invoice(invoice.ifirma_id or ""))
-    invoice.ksef_status = status
-    if number:
-        invoice.ksef_number = number
-        _tag_retention(session, svc, invoice)
-    session.commit()
-    if status == KSEF_REJECTED:
-        log.error("KSeF rejected an invoice", extra={"invoice_id": invoice.id})
-        return None  # visible through the API; a human corrects it in iFirma
-    return None if number else "waiting for KSeF to accept the invoice"
 
 
 def _warsaw_today(now: datetime) -> date:
