@@ -12,13 +12,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 from stdnum.pl import nip as pl_nip
 
 from webhooks.errors import PayloadError, SignatureError
-from webhooks.events import Billing, EventKind, LineItem, Provider, ProviderEvent
+from webhooks.events import Billing, EventKind, Provider, ProviderEvent
+from webhooks.fields import as_dict, optional, require
+from webhooks.stripe_lines import invoice_lines
 
 __all__ = ["DEFAULT_TOLERANCE", "normalise", "sign", "verify"]
 
@@ -27,9 +28,6 @@ DEFAULT_TOLERANCE = 300  # seconds, Stripe's own default
 # Unix seconds; the length cap keeps int() cheap on hostile input (10 digits last until 2286).
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
-_POLISH_RATES = (23, 8, 5)
-
-T = TypeVar("T")
 
 
 # --- signature ---------------------------------------------------------------------------------
@@ -133,9 +131,9 @@ def normalise(event: Mapping[str, Any]) -> ProviderEvent:
     """
     if not isinstance(event, Mapping):
         raise PayloadError("event is not a JSON object")
-    _require(event, "id", str, "event")
-    _require(event, "type", str, "event")
-    _optional(event, "livemode", bool, "event")
+    require(event, "id", str, "event")
+    require(event, "type", str, "event")
+    optional(event, "livemode", bool, "event")
     if event.get("object") == "v2.core.event":
         # Thin events carry no snapshot of the object; Kwit acts on none of them yet.
         return _ignored(event)
@@ -170,10 +168,10 @@ def _ignored(event: Mapping[str, Any]) -> ProviderEvent:
 def _invoice_paid(event: Mapping[str, Any]) -> ProviderEvent:
     """A Stripe Billing invoice was paid: enough to create the order, its lines and billing."""
     invoice = _data_object(event)
-    invoice_id = _require(invoice, "id", str, "invoice")
+    invoice_id = require(invoice, "id", str, "invoice")
     amount = _amount(invoice, "amount_paid", "invoice")
-    transitions = _optional(invoice, "status_transitions", dict, "invoice") or {}
-    paid_at = _optional(transitions, "paid_at", int, "invoice.status_transitions")
+    transitions = optional(invoice, "status_transitions", dict, "invoice") or {}
+    paid_at = optional(transitions, "paid_at", int, "invoice.status_transitions")
     return _event(
         event,
         EventKind.PAID,
@@ -186,25 +184,25 @@ def _invoice_paid(event: Mapping[str, Any]) -> ProviderEvent:
         amount_minor=amount,
         currency=_currency(invoice, "invoice"),
         billing=_billing(
-            _optional(invoice, "customer_name", str, "invoice"),
-            _optional(invoice, "customer_email", str, "invoice"),
-            _optional(invoice, "customer_address", dict, "invoice"),
-            _optional(invoice, "customer_tax_ids", list, "invoice"),
+            optional(invoice, "customer_name", str, "invoice"),
+            optional(invoice, "customer_email", str, "invoice"),
+            optional(invoice, "customer_address", dict, "invoice"),
+            optional(invoice, "customer_tax_ids", list, "invoice"),
             "invoice",
         ),
-        lines=_invoice_lines(invoice, amount),
+        lines=invoice_lines(invoice, amount),
     )
 
 
 def _invoice_payment_intent(invoice: Mapping[str, Any]) -> str | None:
     """The invoice's PaymentIntent: top-level before API 2025-03-31, else under `payments`."""
     found = _optional_id(invoice, "payment_intent", "invoice")
-    payments = _optional(invoice, "payments", dict, "invoice") or {}
-    for i, entry in enumerate(_optional(payments, "data", list, "invoice.payments") or []):
+    payments = optional(invoice, "payments", dict, "invoice") or {}
+    for i, entry in enumerate(optional(payments, "data", list, "invoice.payments") or []):
         if found:
             break
         where = f"invoice.payments.data[{i}]"
-        payment = _optional(_as_dict(entry, where), "payment", dict, where) or {}
+        payment = optional(as_dict(entry, where), "payment", dict, where) or {}
         found = _optional_id(payment, "payment_intent", f"{where}.payment")
     return found
 
@@ -212,16 +210,16 @@ def _invoice_payment_intent(invoice: Mapping[str, Any]) -> str | None:
 def _checkout_session_completed(event: Mapping[str, Any]) -> ProviderEvent:
     """A Checkout session finished; only `payment_status == "paid"` means money arrived."""
     session = _data_object(event)
-    session_id = _require(session, "id", str, "session")
-    payment_status = _optional(session, "payment_status", str, "session")
+    session_id = require(session, "id", str, "session")
+    payment_status = optional(session, "payment_status", str, "session")
     if payment_status != "paid":  # "unpaid" (async methods) or "no_payment_required"
         return _event(event, EventKind.IGNORED, status=payment_status, external_ref=session_id)
     # A subscription-mode session is followed by invoice.paid for the same money: point both at
     # the Stripe invoice so they land on one order (and one VAT invoice), not two.
     invoice_id = _optional_id(session, "invoice", "session")
     payment_intent = _optional_id(session, "payment_intent", "session")
-    reference = _optional(session, "client_reference_id", str, "session")
-    details = _optional(session, "customer_details", dict, "session") or {}
+    reference = optional(session, "client_reference_id", str, "session")
+    details = optional(session, "customer_details", dict, "session") or {}
     where = "session.customer_details"
     return _event(
         event,
@@ -235,10 +233,10 @@ def _checkout_session_completed(event: Mapping[str, Any]) -> ProviderEvent:
         amount_minor=_amount(session, "amount_total", "session"),
         currency=_currency(session, "session"),
         billing=_billing(
-            _optional(details, "name", str, where),
-            _optional(details, "email", str, where),
-            _optional(details, "address", dict, where),
-            _optional(details, "tax_ids", list, where),
+            optional(details, "name", str, where),
+            optional(details, "email", str, where),
+            optional(details, "address", dict, where),
+            optional(details, "tax_ids", list, where),
             where,
         ),
     )
@@ -251,7 +249,7 @@ def _payment_intent_succeeded(event: Mapping[str, Any]) -> ProviderEvent:
         event,
         EventKind.PAID,
         status="paid",
-        provider_payment_id=_require(intent, "id", str, "payment_intent"),
+        provider_payment_id=require(intent, "id", str, "payment_intent"),
         occurred_at=_created(event),
         order_ref=_kwit_order(intent, "payment_intent"),
         customer_ref=_optional_id(intent, "customer", "payment_intent"),
@@ -263,14 +261,12 @@ def _payment_intent_succeeded(event: Mapping[str, Any]) -> ProviderEvent:
 def _charge_refunded(event: Mapping[str, Any]) -> ProviderEvent:
     """Money went back. `amount_refunded` is cumulative over all refunds of the charge."""
     charge = _data_object(event)
-    charge_id = _require(charge, "id", str, "charge")
-    refunds = _optional(charge, "refunds", dict, "charge") or {}
-    refund_list = _optional(refunds, "data", list, "charge.refunds") or []
+    charge_id = require(charge, "id", str, "charge")
+    refunds = optional(charge, "refunds", dict, "charge") or {}
+    refund_list = optional(refunds, "data", list, "charge.refunds") or []
     refund_id = None
     if refund_list:  # Stripe lists the newest refund first
-        refund_id = _require(
-            _as_dict(refund_list[0], "charge.refunds.data[0]"), "id", str, "refund"
-        )
+        refund_id = require(as_dict(refund_list[0], "charge.refunds.data[0]"), "id", str, "refund")
     return _event(
         event,
         EventKind.REFUNDED,
@@ -280,7 +276,7 @@ def _charge_refunded(event: Mapping[str, Any]) -> ProviderEvent:
         occurred_at=_created(event),
         order_ref=_kwit_order(charge, "charge"),
         customer_ref=_optional_id(charge, "customer", "charge"),
-        amount_minor=_optional(charge, "amount", int, "charge"),
+        amount_minor=optional(charge, "amount", int, "charge"),
         currency=_currency(charge, "charge"),
         refund_id=refund_id,
         refunded_minor=_amount(charge, "amount_refunded", "charge"),
@@ -288,123 +284,6 @@ def _charge_refunded(event: Mapping[str, Any]) -> ProviderEvent:
 
 
 # --- invoice lines -----------------------------------------------------------------------------
-
-
-def _invoice_lines(invoice: Mapping[str, Any], amount_paid: int) -> tuple[LineItem, ...]:
-    """Gross lines whose totals add up to `amount_paid` exactly.
-
-    Each line's gross is `amount - discount_amounts + exclusive taxes`, all integers Stripe has
-    already rounded. What still differs from `amount_paid` (customer credit balance, rounding)
-    is spread over the lines by `_fit`. A line whose gross does not divide by its quantity is
-    split in two, because iFirma multiplies quantity by unit price.
-    """
-    lines = _optional(invoice, "lines", dict, "invoice")
-    if not lines or lines.get("has_more") is True:
-        # Only the first page of lines is in the webhook; a partial list would misstate the sale.
-        return ()
-    data = _optional(lines, "data", list, "invoice.lines") or []
-    raw = [_line(item, i) for i, item in enumerate(data)]
-    totals = _fit([gross for _, _, gross, _ in raw], amount_paid)
-    items: list[LineItem] = []
-    for (name, quantity, _, rate), total in zip(raw, totals, strict=True):
-        items.extend(_split_units(name, quantity, total, rate))
-    return tuple(items)
-
-
-def _line(item: Any, index: int) -> tuple[str, int, int, str | None]:
-    where = f"invoice.lines.data[{index}]"
-    line = _as_dict(item, where)
-    quantity = _optional(line, "quantity", int, where)
-    discounts = sum(
-        _require(_as_dict(d, f"{where}.discount_amounts"), "amount", int, f"{where}.discount")
-        for d in _optional(line, "discount_amounts", list, where) or []
-    )
-    exclusive_tax, rate = _line_tax(line, where)
-    gross = _require(line, "amount", int, where) - discounts + exclusive_tax
-    name = _optional(line, "description", str, where) or "Stripe invoice line"
-    return name, quantity if quantity and quantity > 0 else 1, gross, rate
-
-
-def _line_tax(line: Mapping[str, Any], where: str) -> tuple[int, str | None]:
-    """The exclusive tax to add to a line's amount, and its VAT rate when Stripe tells it."""
-    taxes = _optional(line, "taxes", list, where)
-    old_style = taxes is None  # `tax_amounts` before API 2025-03-31
-    entries = taxes if taxes is not None else _optional(line, "tax_amounts", list, where) or []
-    exclusive, rates = 0, set()
-    for i, entry in enumerate(entries):
-        tax = _as_dict(entry, f"{where}.taxes[{i}]")
-        amount = _require(tax, "amount", int, f"{where}.taxes[{i}]")
-        if old_style:
-            inclusive = tax.get("inclusive") is True
-        else:
-            inclusive = tax.get("tax_behavior") == "inclusive"
-        exclusive += 0 if inclusive else amount
-        rates.add(_tax_rate(tax, amount, f"{where}.taxes[{i}]"))
-    # One VAT rate per invoice line; a line taxed at several rates has no single answer.
-    return exclusive, rates.pop() if len(rates) == 1 else None
-
-
-def _tax_rate(tax: Mapping[str, Any], amount: int, where: str) -> str | None:
-    details = _optional(tax, "tax_rate_details", dict, where) or {}
-    expanded = tax.get("tax_rate") if isinstance(tax.get("tax_rate"), dict) else {}
-    for source in (details, expanded):
-        percentage = source.get("percentage_decimal")
-        if percentage is None:
-            percentage = source.get("percentage")  # an expanded TaxRate has a number
-        if percentage is not None:
-            return _percentage(percentage, where)
-    if tax.get("taxability_reason") == "reverse_charge":
-        return "np"  # EU B2B service, taxed by the buyer: "nie podlega" on a Polish invoice
-    taxable = _optional(tax, "taxable_amount", int, where)
-    if taxable and amount > 0:
-        # Rate not given: accept it only when exactly one Polish rate reproduces the amount.
-        fits = [r for r in _POLISH_RATES if abs(amount * 100 - taxable * r) <= 50]
-        return str(fits[0]) if len(fits) == 1 else None
-    return None
-
-
-def _percentage(value: Any, where: str) -> str:
-    """ "23.0" or 23.0 → "23"; "7.5" stays "7.5"."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise PayloadError(f"{where} percentage has the wrong type")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise PayloadError(f"{where} percentage is not a number") from exc
-    if not number.is_finite() or number < 0:
-        raise PayloadError(f"{where} percentage is out of range")
-    return format(number.normalize(), "f")
-
-
-def _fit(totals: list[int], target: int) -> list[int]:
-    """Adjust line totals so that they add up to `target` exactly (integer minor units).
-
-    Non-negative lines are scaled in proportion and the few leftover units go to the largest
-    remainders (ties to the later line). Lines of mixed sign (prorations) cannot be scaled
-    meaningfully, so there the last line absorbs the whole difference.
-    """
-    current = sum(totals)
-    if current == target or not totals:
-        return totals
-    if current > 0 and min(totals) >= 0:
-        shares = [t * target // current for t in totals]
-        remainders = [t * target % current for t in totals]
-        order = sorted(range(len(totals)), key=lambda i: (remainders[i], i), reverse=True)
-        for i in order[: target - sum(shares)]:
-            shares[i] += 1
-        return shares
-    return [*totals[:-1], totals[-1] + target - current]
-
-
-def _split_units(name: str, quantity: int, total: int, rate: str | None) -> list[LineItem]:
-    unit, rest = divmod(total, quantity)
-    if rest == 0:
-        return [LineItem(name, quantity, unit, rate)]
-    # qty * unit must equal the total, so 3 units for 100.00 become 2 * 33.33 + 1 * 33.34.
-    return [LineItem(name, quantity - rest, unit, rate), LineItem(name, rest, unit + 1, rate)]
-
-
-# --- billing -----------------------------------------------------------------------------------
 
 
 def _billing(
@@ -419,7 +298,7 @@ def _billing(
         return None
     nip, other = _tax_ids(tax_ids or [], where)
     address = address or {}
-    field = {k: _optional(address, k, str, f"{where}.address") or None for k in _ADDRESS_FIELDS}
+    field = {k: optional(address, k, str, f"{where}.address") or None for k in _ADDRESS_FIELDS}
     country = field.pop("country")
     return Billing(
         name=name.strip(),
@@ -438,9 +317,9 @@ def _tax_ids(items: list[Any], where: str) -> tuple[str | None, str | None]:
     """The first valid Polish NIP (eu_vat PL…, pl_nip) and the first other tax id, as given."""
     nip = other = None
     for i, entry in enumerate(items):
-        item = _as_dict(entry, f"{where}.tax_ids[{i}]")
-        kind = _optional(item, "type", str, f"{where}.tax_ids[{i}]")
-        value = _optional(item, "value", str, f"{where}.tax_ids[{i}]")
+        item = as_dict(entry, f"{where}.tax_ids[{i}]")
+        kind = optional(item, "type", str, f"{where}.tax_ids[{i}]")
+        value = optional(item, "value", str, f"{where}.tax_ids[{i}]")
         if not value:
             continue
         polish = _polish_nip(kind, value)
@@ -461,63 +340,40 @@ def _polish_nip(kind: str | None, value: str) -> str | None:
 # --- field access ------------------------------------------------------------------------------
 
 
-def _optional(obj: Mapping[str, Any], key: str, kind: type[T], where: str) -> T | None:
-    """`obj[key]` if present and not null, checked against `kind` (bool never passes for int)."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise PayloadError(f"{where}.{key} has the wrong type")
-    return value
-
-
-def _require(obj: Mapping[str, Any], key: str, kind: type[T], where: str) -> T:
-    value = _optional(obj, key, kind, where)
-    if value is None or value == "":
-        raise PayloadError(f"{where}.{key} is missing")
-    return value
-
-
-def _as_dict(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise PayloadError(f"{where} is not an object")
-    return value
-
-
 def _data_object(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    data = _require(event, "data", dict, "event")
-    return _require(data, "object", dict, "event.data")
+    data = require(event, "data", dict, "event")
+    return require(data, "object", dict, "event.data")
 
 
 def _optional_id(obj: Mapping[str, Any], key: str, where: str) -> str | None:
     """An id field that API callers may have expanded into the whole object."""
     value = obj.get(key)
     if isinstance(value, Mapping):
-        return _require(value, "id", str, f"{where}.{key}")
-    return _optional(obj, key, str, where) or None
+        return require(value, "id", str, f"{where}.{key}")
+    return optional(obj, key, str, where) or None
 
 
 def _kwit_order(obj: Mapping[str, Any], where: str) -> str | None:
-    metadata = _optional(obj, "metadata", dict, where) or {}
-    return _optional(metadata, "kwit_order", str, f"{where}.metadata") or None
+    metadata = optional(obj, "metadata", dict, where) or {}
+    return optional(metadata, "kwit_order", str, f"{where}.metadata") or None
 
 
 def _amount(obj: Mapping[str, Any], key: str, where: str) -> int:
-    value = _require(obj, key, int, where)
+    value = require(obj, key, int, where)
     if value < 0:
         raise PayloadError(f"{where}.{key} is negative")
     return value
 
 
 def _currency(obj: Mapping[str, Any], where: str) -> str:
-    value = _require(obj, "currency", str, where)
+    value = require(obj, "currency", str, where)
     if not _CURRENCY.fullmatch(value):
         raise PayloadError(f"{where}.currency is not an ISO 4217 code")
     return value.upper()
 
 
 def _created(event: Mapping[str, Any]) -> datetime | None:
-    return _datetime(_optional(event, "created", int, "event"))
+    return _datetime(optional(event, "created", int, "event"))
 
 
 def _datetime(seconds: int | None) -> datetime | None:
