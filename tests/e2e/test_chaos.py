@@ -193,11 +193,13 @@ def verify(pg_url: str, state: dict, orders: int, kills: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(420)
 def test_exactly_once_under_chaos_small(pg_db: str, redis_url: str, queue_name: str) -> None:
     run_chaos(pg_db, redis_url, queue_name, orders=100, deadline=240)
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(int(os.environ.get("KWIT_CHAOS_ORDERS", "500")) * 3 + 300)
 def test_exactly_once_under_chaos_full(pg_db: str, redis_url: str, queue_name: str) -> None:
     orders = int(os.environ.get("KWIT_CHAOS_ORDERS", "500"))
-    run_chaos(pg_db, redis_url, queue_name, orders=orders, deadline=60 + orders)
+    run_chaos(pg_db, redis_url, queue_name, orders=orders, deadline=120 + 2 * orders)
