@@ -42,6 +42,7 @@ from invoicing.ifirma import (
 )
 from invoicing.money import dumps, from_minor
 from invoicing.payload import (
+    WARSAW,
     PayloadError,
     build_correction,
     build_invoice,
@@ -56,8 +57,6 @@ log = logging.getLogger("kwit.invoicing")
 INVOICE_OUTCOMES = Counter(
     "kwit_invoice_outcomes_total", "Invoice job outcomes", ["kind", "outcome"]
 )
-ISSUE_INVOICE = "issue_invoice"
-KSEF_ACCEPTED = "PRZYJETA_W_KSEF"
 KSEF_REJECTED = "ODRZUCONA_PRZEZ_KSEF"
 KSEF_POLL = timedelta(seconds=10)
 
@@ -88,7 +87,7 @@ class Later(Exception):
     """Come back later (transient trouble, or waiting for something); keep the state."""
 
 
-@jobs.handler(ISSUE_INVOICE)
+@jobs.handler(outbox.ISSUE_INVOICE)
 def issue_invoice(
     ctx: jobs.JobContext, session: Session, item: OutboxItem, *, now: datetime
 ) -> str:
@@ -422,6 +421,4 @@ def _tag_retention(session: Session, svc: Services, invoice: Invoice) -> None:
 
 
 def _warsaw_today(now: datetime) -> date:
-    from zoneinfo import ZoneInfo
-
-    return now.astimezone(ZoneInfo("Europe/Warsaw")).date()
+    return now.astimezone(WARSAW).date()

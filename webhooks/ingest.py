@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from invoicing.retention import RetentionEngine
+from invoicing.outbox import ISSUE_INVOICE
+from invoicing.retention import Retention, RetentionEngine
 from models import (
     EventOutcome,
     Invoice,
@@ -41,7 +42,6 @@ from webhooks.events import EventKind, ProviderEvent
 
 log = logging.getLogger("kwit.ingest")
 
-ISSUE_INVOICE = "issue_invoice"
 STRIPE_PAID = "paid"
 
 
@@ -74,7 +74,8 @@ def record(
         if fast is not None and fast.duplicate:
             return IngestResult(EventOutcome.DUPLICATE)
         if fast is not None:
-            return IngestResult(EventOutcome.APPLIED, None, fast.order_id, [fast.outbox_id or ""])
+            assert fast.outbox_id is not None  # try_record returns an id whenever it applied
+            return IngestResult(EventOutcome.APPLIED, None, fast.order_id, [fast.outbox_id])
     event_id = _insert_event(session, ctx, event, body_sha256=body_sha256, now=now)
     if event_id is None:
         return IngestResult(EventOutcome.DUPLICATE)
@@ -133,10 +134,8 @@ def _fast_values(
     """Everything the one-statement path writes, computed here in Python."""
     order = _stripe_order_values(ctx, event)
     paid_at = event.occurred_at or now
-    consumer = order["buyer_type"] == "consumer"
     event_tag = ctx.retention.webhook_event(received_at=now)
-    payment_tag = ctx.retention.payment(paid_at=paid_at.date(), consumer=consumer)
-    order_tag = ctx.retention.order(anchor=paid_at.date(), consumer=consumer)
+    payment_tag, order_tag = _paid_tags(ctx, paid_at, consumer=order["buyer_type"] == "consumer")
     return {
         **order,
         "items": json.dumps(order["items"], ensure_ascii=False),
@@ -428,11 +427,9 @@ def mark_paid(
     now: datetime,
 ) -> list[str]:
     """The payment just became paid: tag retention, and queue the order's one sale invoice."""
-    consumer = order.buyer_type == "consumer"
     payment.paid_at = paid_at
-    payment_tag = ctx.retention.payment(paid_at=paid_at.date(), consumer=consumer)
+    payment_tag, order_tag = _paid_tags(ctx, paid_at, consumer=order.buyer_type == "consumer")
     payment.retention_basis, payment.retain_until = payment_tag.code, payment_tag.until
-    order_tag = ctx.retention.order(anchor=paid_at.date(), consumer=consumer)
     order.retention_basis, order.retain_until = order_tag.code, order_tag.until
     order.status = OrderStatus.PAID
     order.updated_at = now
@@ -444,6 +441,16 @@ def mark_paid(
         gross_minor=payment.amount_minor,
         paid_at=paid_at,
         now=now,
+    )
+
+
+def _paid_tags(
+    ctx: IngestContext, paid_at: datetime, *, consumer: bool
+) -> tuple[Retention, Retention]:
+    """Retention of a payment and its order from the moment it is paid (one rule, both paths)."""
+    day = paid_at.date()
+    return ctx.retention.payment(paid_at=day, consumer=consumer), ctx.retention.order(
+        anchor=day, consumer=consumer
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from invoicing.outbox import ISSUE_INVOICE
 from models import new_id
 from webhooks.events import EventKind, Provider, ProviderEvent
 
@@ -74,7 +75,7 @@ inv AS (
 ),
 box AS (
     INSERT INTO outbox (id, kind, ref_id, state, due_at, attempts, created_at, updated_at)
-    SELECT :outbox_id, 'issue_invoice', inv.id, 'pending', :now, 0, :now, :now FROM inv
+    SELECT :outbox_id, :outbox_kind, inv.id, 'pending', :now, 0, :now, :now FROM inv
     RETURNING id
 )
 SELECT (SELECT count(*) FROM ev) AS new_event,
@@ -116,7 +117,8 @@ def try_record(session: Session, values: dict[str, Any], *, now: datetime) -> Fa
         "invoice_id": new_id(),
         "outbox_id": new_id(),
     }
-    row = session.execute(_STATEMENT, {**values, **ids, "now": now}).one()
+    params = {**values, **ids, "now": now, "outbox_kind": ISSUE_INVOICE}
+    row = session.execute(_STATEMENT, params).one()
     if row.new_event == 0 and row.new_order == 0:
         return FastResult(duplicate=True)
     if row.outbox_id is not None:

@@ -7,7 +7,6 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from invoicing import outbox
-from invoicing.pipeline import ISSUE_INVOICE
 from models import Invoice, InvoiceState, Order, Role, utcnow
 from service.api.invoices import InvoiceSchema, held_invoice_ids, invoice_view
 from service.auth import require_role
@@ -47,7 +46,7 @@ def retry_invoice(invoice_id: str) -> dict[str, Any]:
     else:
         invoice.state = InvoiceState.CALLING  # reconcile before anything is posted again
     invoice.updated_at = now
-    item = outbox.requeue(session, kind=ISSUE_INVOICE, ref_id=invoice.id, now=now)
+    item = outbox.requeue(session, kind=outbox.ISSUE_INVOICE, ref_id=invoice.id, now=now)
     session.commit()
     dispatch(runtime(), item.id)
     session.refresh(invoice)
