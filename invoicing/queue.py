@@ -68,15 +68,22 @@ def enqueue_outbox(queue: Queue, outbox_id: str) -> bool:
 
 def _put(queue: Queue, outbox_id: str, *, unique: bool = True) -> None:
     # result_ttl=0 drops the job hash on success, so the next enqueue of the id is not a duplicate.
-    queue.enqueue(
+    job = queue.create_job(
         JOB_FUNCTION,
-        outbox_id,
+        args=(outbox_id,),
         job_id=job_id(outbox_id),
-        unique=unique,
         result_ttl=0,
         failure_ttl=86400,
-        job_timeout=JOB_TIMEOUT,
+        timeout=JOB_TIMEOUT,
     )
+    if unique:
+        queue.enqueue_job(job, unique=True)  # RQ's atomic check-and-push script
+        return
+    # One round trip instead of RQ's two: the queue registration, the job hash and the push
+    # travel in one MULTI/EXEC (profiled: the enqueue was a fifth of a webhook request).
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_job(job, pipeline=pipe)
+        pipe.execute()
 
 
 def safe_enqueue(queue: Queue | None, outbox_id: str, *, fresh: bool = False) -> bool:

@@ -66,10 +66,13 @@ class IngestResult:
 def record(
     session: Session, ctx: IngestContext, event: ProviderEvent, *, body_sha256: str, now: datetime
 ) -> IngestResult:
-    """Record `event` and apply it. The caller commits, then enqueues `outbox_ids`."""
+    """Record `event` and apply it. The caller commits, then enqueues `outbox_ids`.
+
+    (The one-statement fast path commits on its own connection; the session stays untouched.)
+    """
     if ingest_fast.applies(event, ctx.stripe_livemode) and _dialect(session) == "postgresql":
         fast = ingest_fast.try_record(
-            session, _fast_values(ctx, event, body_sha256=body_sha256, now=now), now=now
+            session.get_bind(), _fast_values(ctx, event, body_sha256=body_sha256, now=now), now=now
         )
         if fast is not None and fast.duplicate:
             return IngestResult(EventOutcome.DUPLICATE)

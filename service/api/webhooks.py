@@ -112,7 +112,8 @@ def _handle(
         body_sha256=hashlib.sha256(body).hexdigest(),
         now=utcnow(),
     )
-    session.commit()  # the 200 below is only ever sent after this commit
+    if session.in_transaction():  # the fast path commits on its own connection
+        session.commit()  # the 200 below is only ever sent after this commit
     rt.recent_events.add(provider, event.event_key)
     for outbox_id in result.outbox_ids:
         dispatch(rt, outbox_id, fresh=True)  # created by the commit above

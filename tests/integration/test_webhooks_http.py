@@ -252,21 +252,32 @@ def test_no_buyer_data_in_plain_columns_or_logs(client, app, caplog) -> None:
 
 def test_new_stripe_order_is_one_statement_on_postgresql(pg_db, tmp_path) -> None:
     """The hot path (DESIGN §9): a new invoice.paid costs one SQL statement, not a dozen."""
+    import psycopg
+
     from service.app import create_app
     from tests.support import make_settings
 
+    statements: list[str] = []
+
+    class CountingCursor(psycopg.Cursor):
+        def execute(self, query, params=None, **kwargs):
+            statements.append(str(query))
+            return super().execute(query, params, **kwargs)
+
     def counted_app():
         # Redis on a dead port: the enqueue fails fast (left to the sweeper) and no job runs
-        # inline, so every statement counted is ingestion's.
+        # inline, so every statement counted is ingestion's. The fast path talks to psycopg
+        # directly, so statements are counted at the driver, below SQLAlchemy.
         app = create_app(make_settings(pg_db, tmp_path, redis_url="redis://127.0.0.1:1/3"))
         sa.event.listen(
             app.extensions["kwit"].engine,
-            "before_cursor_execute",
-            lambda conn, cursor, statement, *args: statements.append(statement),
+            "connect",
+            lambda dbapi_connection, _record: setattr(
+                dbapi_connection, "cursor_factory", CountingCursor
+            ),
         )
         return app
 
-    statements: list[str] = []
     body = sample("invoice.paid", suffix="fast")
     app, other = counted_app(), counted_app()
     try:
@@ -282,3 +293,80 @@ def test_new_stripe_order_is_one_statement_on_postgresql(pg_db, tmp_path) -> Non
         app.extensions["kwit"].close()
         other.extensions["kwit"].close()
     assert count_rows(pg_db, "outbox") == 1
+
+
+def test_fast_path_half_done_by_a_race_undoes_itself(pg_db, tmp_path) -> None:
+    """A payment committed mid-statement makes the one-statement path abort, not half-write.
+
+    Another transaction holds an uncommitted payment with the event's payment id. The fast
+    path's snapshot cannot see it, so it inserts the order and the event, then waits on that
+    payment's unique key. When the other transaction commits, the payment insert does
+    nothing; the statement must then undo its order and event and leave the event to the
+    locking path, which applies it to the payment that won.
+    """
+    import threading
+
+    from service.app import create_app
+    from tests.support import make_settings
+
+    body = sample("invoice.paid", suffix="race")
+    event = stripe.normalise(json.loads(body))
+    app = create_app(make_settings(pg_db, tmp_path, redis_url="redis://127.0.0.1:1/3"))
+    rt = app.extensions["kwit"]
+    winner = rt.sessions()
+    try:
+        order = make_order(winner, provider="stripe", external_ref="cs_checkout_first")
+        make_payment(winner, order, status="pending", provider_payment_id=event.provider_payment_id)
+        winner.flush()  # written, not committed: invisible to the webhook's snapshot
+
+        answers = []
+        request = threading.Thread(
+            target=lambda: answers.append(post_stripe(app.test_client(), body).get_json())
+        )
+        request.start()
+        _wait_until_blocked_on_a_lock(rt.engine)
+        winner.commit()
+        request.join(30)
+    finally:
+        winner.close()
+        rt.close()
+
+    assert answers == [{"outcome": "applied"}]
+    with make_engine_for(pg_db) as conn:
+        orders = conn.execute(sa.text("SELECT external_ref, status FROM orders")).all()
+        events = conn.execute(sa.text("SELECT order_id FROM webhook_events")).scalars().all()
+    assert orders == [("cs_checkout_first", "paid")]  # no half-written order for the invoice
+    assert events == [order.id]
+    assert count_rows(pg_db, "payments") == 1
+    assert count_rows(pg_db, "invoices") == 1
+    assert count_rows(pg_db, "outbox") == 1
+
+
+def _wait_until_blocked_on_a_lock(engine, timeout: float = 10.0) -> None:
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while conn.execute(query).scalar_one() == 0:
+            assert time.monotonic() < deadline, "the webhook never reached the payment insert"
+            time.sleep(0.02)
+            conn.rollback()
+
+
+class make_engine_for:
+    """A short-lived connection for assertions, outside the app."""
+
+    def __init__(self, url: str) -> None:
+        from models.session import make_engine
+
+        self._engine = make_engine(url)
+
+    def __enter__(self):
+        self._conn = self._engine.connect()
+        return self._conn
+
+    def __exit__(self, *exc) -> None:
+        self._conn.close()
+        self._engine.dispose()
