@@ -37,6 +37,7 @@ chaos: $(STAMP)
 	KWIT_CHAOS_ORDERS=$${KWIT_CHAOS_ORDERS:-500} $(BIN)/pytest -p no:cacheprovider -m chaos -s
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	bash bench/run.sh
 
 clean:

@@ -37,6 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="record each worker with py-spy while it drains (PREFIX-<n>.txt, collapsed stacks)",
+    )
     args = parser.parse_args()
     url = fresh_database("kwit_pipeline")
     key = fernet_key()
@@ -95,7 +100,15 @@ def main() -> None:
             )
             for i in range(args.workers)
         ]
+        spies = (
+            [spy(w.pid, f"{args.py_spy}-{i}.txt") for i, w in enumerate(workers)]
+            if args.py_spy
+            else []
+        )
         marks = drain(url, args.orders, started)
+        for recorder in spies:
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            recorder.wait(60)
         state = requests.get(f"http://127.0.0.1:{port}/__emulator__/state", timeout=30).json()
     finally:
         for process in [*workers, emulator]:
@@ -139,6 +152,15 @@ def backlog(url: str, key: str, orders: int) -> None:
                 session.commit()
         session.commit()
     engine.dispose()
+
+
+def spy(pid: int, out: str) -> subprocess.Popen:
+    """py-spy on a worker: collapsed stacks, so the profile can be summed and compared."""
+    return subprocess.Popen(
+        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw", "-o", out],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def drain(url: str, orders: int, started: float) -> dict[str, float]:

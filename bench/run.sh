@@ -17,5 +17,5 @@ fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(python3 --version 2>&1), $(date -u +%FT%TZ)"
 SECONDS_RUN=${BENCH_SECONDS:-20}
 python "$here/webhooks.py" --shared "$shared" --seconds "$SECONDS_RUN"
-python "$here/pipeline.py" --orders "${BENCH_ORDERS:-2000}"
+python "$here/pipeline.py" --orders "${BENCH_ORDERS:-2000}" ${BENCH_PIPELINE_ARGS:-}
 python "$here/archive_memory.py" ${BENCH_ARCHIVE_ARGS:-}

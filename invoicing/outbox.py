@@ -124,12 +124,14 @@ def due_ids(session: Session, *, now: datetime, limit: int = 500) -> list[str]:
     )
 
 
-def sweep(sessions: sessionmaker[Session], enqueue: Callable[[str], bool], *, now: datetime) -> int:
-    """Hand every due item to `enqueue` again; return how many were newly enqueued.
+def sweep(
+    sessions: sessionmaker[Session], enqueue: Callable[[list[str]], int], *, now: datetime
+) -> int:
+    """Hand the due items to `enqueue` (which skips those already waiting); return its count.
 
     This is what makes Redis a mere carrier: after a flush, a lost enqueue or a killed worker,
     the next sweep finds the work in the database.
     """
     with sessions() as session:
         ids = due_ids(session, now=now)
-    return sum(1 for outbox_id in ids if enqueue(outbox_id))
+    return enqueue(ids)

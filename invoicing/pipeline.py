@@ -355,7 +355,8 @@ def _complete(session: Session, svc: Services, invoice: Invoice, *, now: datetim
     """Number, KSeF, PDF, buyer-data erasure, retention. Returns why it must wait, if it must.
 
     A B2B invoice goes to KSeF first, so one GET then reads both the full number and the KSeF
-    number; everything learned is committed once, and retention is computed once, at the end.
+    number; retention is computed once, at the end, and everything learned is committed once,
+    by the caller, in the same transaction that finishes or snoozes the outbox item.
     B2C invoices are outside the KSeF duty (VAT Act art. 106ga ust. 2 pkt 4) and stay local.
     """
     ifirma_id = invoice.ifirma_id or ""
@@ -378,7 +379,7 @@ def _complete(session: Session, svc: Services, invoice: Invoice, *, now: datetim
         raise Later(f"issued; follow-up postponed: {exc}") from exc
     _erase_buyer_data(session, invoice, nip)
     _tag_retention(session, svc, invoice)
-    session.commit()
+    # Not committed here: the caller commits it together with the outbox item's update.
     if not ksef or invoice.ksef_number:
         return None
     if invoice.ksef_status == KSEF_REJECTED:

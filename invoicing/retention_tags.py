@@ -149,15 +149,23 @@ def _day(value: datetime | date) -> date:
     return value
 
 
-def compute_order(session: Session, engine: RetentionEngine, order_id: str) -> OrderRetention:
-    """Retention of every record linked to ``order_id``, without writing anything."""
+Linked = tuple[list[Payment], list[Refund], list[Invoice], list[WebhookEvent]]
+
+
+def compute_order(
+    session: Session, engine: RetentionEngine, order_id: str, linked: Linked | None = None
+) -> OrderRetention:
+    """Retention of every record linked to ``order_id``, without writing anything.
+
+    `linked` is `linked_records(session, order)` when the caller has already loaded them.
+    """
     order = session.get(Order, order_id)
     if order is None:
         raise LookupError(f"no order {order_id!r}")
     # Art. 17(3): after an erasure request only statutory rules keep the records.
     floor = statutory_engine(engine) if order.restricted_at else engine
     consumer = order.buyer_type == "consumer"
-    payments, refunds, invoices, events = linked_records(session, order)
+    payments, refunds, invoices, events = linked or linked_records(session, order)
     out = OrderRetention()
 
     issued = [i for i in invoices if i.state == InvoiceState.ISSUED and i.issue_date]
@@ -231,8 +239,9 @@ def retag_order(session: Session, engine: RetentionEngine, order_id: str) -> Non
     order = session.get(Order, order_id)
     if order is None:
         raise LookupError(f"no order {order_id!r}")
-    computed = compute_order(session, engine, order_id)
-    payments, refunds, invoices, events = linked_records(session, order)
+    linked = linked_records(session, order)
+    computed = compute_order(session, engine, order_id, linked)
+    payments, refunds, invoices, events = linked
     _write(order, computed.order)
     for rows, tags in (
         (payments, computed.payments),
@@ -277,9 +286,7 @@ def _refund_day(refund: Refund) -> date:
     return _day(refund.completed_at or refund.updated_at)
 
 
-def linked_records(
-    session: Session, order: Order
-) -> tuple[list[Payment], list[Refund], list[Invoice], list[WebhookEvent]]:
+def linked_records(session: Session, order: Order) -> Linked:
     """The order's payments, refunds, invoices and webhook events (by id)."""
     payments = list(
         session.scalars(sa.select(Payment).where(Payment.order_id == order.id).order_by(Payment.id))

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 from invoicing import jobs, outbox, pipeline  # noqa: F401 - pipeline registers its handler
-from invoicing.queue import safe_enqueue
+from invoicing.queue import safe_enqueue, safe_enqueue_missing
 from models import utcnow
 from service.runtime import Runtime
 
@@ -53,8 +53,13 @@ def dispatch(rt: Runtime, outbox_id: str, *, fresh: bool = False) -> None:
 
 def sweep_once(rt: Runtime) -> int:
     if rt.queue is not None:
-        return outbox.sweep(rt.sessions, lambda oid: safe_enqueue(rt.queue, oid), now=utcnow())
-    return outbox.sweep(rt.sessions, lambda oid: run_inline(rt, oid) is not None, now=utcnow())
+        queue = rt.queue
+        return outbox.sweep(rt.sessions, lambda ids: safe_enqueue_missing(queue, ids), now=utcnow())
+    return outbox.sweep(
+        rt.sessions,
+        lambda ids: sum(1 for oid in ids if run_inline(rt, oid) is not None),
+        now=utcnow(),
+    )
 
 
 def periodic_tasks(rt: Runtime, stop: threading.Event) -> None:

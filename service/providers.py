@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from service.config import Settings
+from service.http import http_session
 from service.runtime import Runtime
 from webhooks.paynow_api import PaynowClient
 
@@ -45,7 +46,7 @@ def paynow_client(
     }
     options.update(overrides)
     return PaynowClient(
-        http if http is not None else requests.Session(),
+        http if http is not None else http_session(settings.paynow_base_url),
         api_key=settings.paynow_api_key,
         signature_key=settings.paynow_signature_key,
         base_url=settings.paynow_base_url,
@@ -58,7 +59,7 @@ def paynow_for(rt: Runtime) -> PaynowClient | None:
     key = id(rt)
     with _lock:
         if key not in _clients:
-            http = requests.Session()
+            http = http_session(rt.settings.paynow_base_url)
             client = paynow_client(rt.settings, http=http)
             _clients[key] = client
             # Forget it with the Runtime, so a new Runtime at the same address gets its own.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import requests
 import sqlalchemy as sa
 from redis import Redis
 from rq import Queue
@@ -19,6 +18,7 @@ from invoicing.retention import PolicyError, RetentionEngine, load_policy
 from models.session import make_engine, make_session_factory
 from models.vault import Vault
 from service.config import Settings
+from service.http import http_session
 from webhooks.ingest import IngestContext
 from webhooks.recent import RecentKeys
 
@@ -111,7 +111,7 @@ def ifirma_client(settings: Settings) -> IFirmaClient | None:
     if settings.ifirma_abonent_key:
         keys["abonent"] = settings.ifirma_abonent_key
     return IFirmaClient(
-        requests.Session(),
+        http_session(settings.ifirma_base_url),
         user=settings.ifirma_user,
         keys=keys,
         base_url=settings.ifirma_base_url,

@@ -6,7 +6,14 @@ import redis as redis_lib
 from rq import Queue
 from rq.job import Job
 
-from invoicing.queue import enqueue_outbox, job_id, redis_client, safe_enqueue
+from invoicing.queue import (
+    enqueue_missing,
+    enqueue_outbox,
+    job_id,
+    redis_client,
+    safe_enqueue,
+    safe_enqueue_missing,
+)
 
 
 def make_queue(redis_url: str, name: str) -> Queue:
@@ -53,3 +60,22 @@ def test_fresh_outbox_id_is_enqueued_without_the_uniqueness_check(redis_url, que
     assert safe_enqueue(queue, "E5", fresh=True) is True
     assert queue.job_ids == [job_id("E5")]
     assert enqueue_outbox(queue, "E5") is False  # the sweeper still sees it waiting
+
+
+def test_sweep_batch_enqueues_only_what_is_not_waiting(redis_url, queue_name) -> None:
+    queue = make_queue(redis_url, queue_name)
+    enqueue_outbox(queue, "W1")  # waiting: left alone
+    enqueue_outbox(queue, "O2")
+    queue.connection.lrem(queue.key, 0, job_id("O2"))  # popped by a worker that then died
+    # "N3" was committed but its enqueue was lost (Redis flushed or down at the time).
+
+    assert enqueue_missing(queue, ["W1", "O2", "N3"]) == 2
+
+    assert sorted(queue.job_ids) == [job_id("N3"), job_id("O2"), job_id("W1")]
+    assert enqueue_missing(queue, ["W1", "O2", "N3"]) == 0  # the next sweep finds all waiting
+
+
+def test_sweep_batch_survives_redis_down(caplog) -> None:
+    queue = Queue("nowhere", connection=redis_client("redis://127.0.0.1:1/3"))
+    assert safe_enqueue_missing(queue, ["X1", "X2"]) == 0
+    assert "the next sweep retries" in caplog.text
