@@ -64,18 +64,33 @@ def test_fresh_outbox_id_is_enqueued_without_the_uniqueness_check(redis_url, que
 
 def test_sweep_batch_enqueues_only_what_is_not_waiting(redis_url, queue_name) -> None:
     queue = make_queue(redis_url, queue_name)
-    enqueue_outbox(queue, "W1")  # waiting: left alone
-    enqueue_outbox(queue, "O2")
-    queue.connection.lrem(queue.key, 0, job_id("O2"))  # popped by a worker that then died
-    # "N3" was committed but its enqueue was lost (Redis flushed or down at the time).
+    # Job hashes live outside the queue: ids unique to this run keep earlier runs out of it.
+    w1, o2, n3 = (f"{name}-{queue_name}" for name in ("W1", "O2", "N3"))
+    enqueue_outbox(queue, w1)  # waiting: left alone
+    enqueue_outbox(queue, o2)
+    queue.connection.lrem(queue.key, 0, job_id(o2))  # popped by a worker that then died
+    # n3 was committed but its enqueue was lost (Redis flushed or down at the time).
 
-    assert enqueue_missing(queue, ["W1", "O2", "N3"]) == 2
+    assert enqueue_missing(queue, [w1, o2, n3]) == 2
 
-    assert sorted(queue.job_ids) == [job_id("N3"), job_id("O2"), job_id("W1")]
-    assert enqueue_missing(queue, ["W1", "O2", "N3"]) == 0  # the next sweep finds all waiting
+    assert sorted(queue.job_ids) == sorted(job_id(i) for i in (w1, o2, n3))
+    assert enqueue_missing(queue, [w1, o2, n3]) == 0  # the next sweep finds all waiting
 
 
 def test_sweep_batch_survives_redis_down(caplog) -> None:
     queue = Queue("nowhere", connection=redis_client("redis://127.0.0.1:1/3"))
     assert safe_enqueue_missing(queue, ["X1", "X2"]) == 0
     assert "the next sweep retries" in caplog.text
+
+
+def test_job_fragment_left_after_a_flush_does_not_block_the_item(redis_url, queue_name) -> None:
+    queue = make_queue(redis_url, queue_name)
+    f6 = f"F6-{queue_name}"
+    # Redis was flushed under a running job; its worker's next heartbeat recreated the hash
+    # with that one field: not a job RQ can load, but enough for "already exists".
+    queue.connection.hset(Job.key_for(job_id(f6)), "last_heartbeat", "2026-11-23T16:15:22Z")
+
+    assert enqueue_missing(queue, [f6]) == 1
+
+    assert queue.job_ids == [job_id(f6)]
+    assert Job.fetch(job_id(f6), connection=queue.connection).args == (f6,)
