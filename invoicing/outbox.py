@@ -29,26 +29,29 @@ def backoff(attempts: int) -> timedelta:
 def claim(
     session: Session, outbox_id: str, *, now: datetime, lease: timedelta
 ) -> OutboxItem | None:
-    """Take the item if it is due and nobody holds a live lease on it; None otherwise."""
-    table = OutboxItem.__table__
+    """Take the item if it is due and nobody holds a live lease on it; None otherwise.
+
+    One UPDATE … RETURNING: the compare-and-set and the read of the claimed row in one round
+    trip (the claim was a tenth of an invoice job's time as an UPDATE plus a SELECT).
+    """
     claimable = sa.or_(
-        sa.and_(table.c.state == OutboxState.PENDING.value, table.c.due_at <= now),
+        sa.and_(OutboxItem.state == OutboxState.PENDING, OutboxItem.due_at <= now),
         # A lease that ran out belongs to a worker that died (or hung past every timeout).
-        sa.and_(table.c.state == OutboxState.RUNNING.value, table.c.locked_until < now),
+        sa.and_(OutboxItem.state == OutboxState.RUNNING, OutboxItem.locked_until < now),
     )
-    result = session.execute(
-        sa.update(table)
-        .where(table.c.id == outbox_id, claimable)
+    claimed = (
+        sa.update(OutboxItem)
+        .where(OutboxItem.id == outbox_id, claimable)
         .values(
-            state=OutboxState.RUNNING.value,
+            state=OutboxState.RUNNING,
             locked_until=now + lease,
-            attempts=table.c.attempts + 1,
+            attempts=OutboxItem.attempts + 1,
             updated_at=now,
         )
+        .returning(OutboxItem)
+        .execution_options(populate_existing=True, synchronize_session=False)
     )
-    if result.rowcount != 1:
-        return None
-    return session.get(OutboxItem, outbox_id, populate_existing=True)
+    return session.scalars(claimed).one_or_none()
 
 
 def finish(session: Session, item: OutboxItem, *, now: datetime) -> None:

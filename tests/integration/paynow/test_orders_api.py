@@ -12,13 +12,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from emulators import paynow as paynow_emulator
 from models import IdempotencyKey, Order, Payment
 from service.app import create_app
 from service.providers import PAYNOW_RETRIES
 from tests.support import (
-    PAYNOW_API_KEY,
-    PAYNOW_SIGNATURE_KEY,
     assert_problem,
     auth,
     count_rows,
@@ -65,23 +62,6 @@ def order_body(**changes: Any) -> dict[str, Any]:
 def post_order(client, token: str, body: dict[str, Any], key: str | None = None):
     headers = auth(token) | {"Idempotency-Key": key or str(uuid.uuid4())}
     return client.post("/v1/orders", json=body, headers=headers)
-
-
-@pytest.fixture
-def emulator():
-    server, base = paynow_emulator.start_in_thread(
-        api_key=PAYNOW_API_KEY, signature_key=PAYNOW_SIGNATURE_KEY, notify_url=None
-    )
-    yield base
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(db_url, tmp_path, emulator):
-    application = create_app(make_settings(db_url, tmp_path, paynow_base_url=emulator))
-    yield application
-    application.extensions["kwit"].close()
 
 
 @pytest.fixture

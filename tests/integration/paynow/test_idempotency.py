@@ -11,18 +11,13 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from emulators import paynow as paynow_emulator
 from models import IdempotencyKey, IdempotencyState, Order, Payment, utcnow
-from service.app import create_app
 from service.auth import authenticate
 from service.idempotency import IN_FLIGHT_LEASE, TTL, fingerprint, purge_expired
 from service.providers import PAYNOW_RETRIES
 from tests.support import (
-    PAYNOW_API_KEY,
-    PAYNOW_SIGNATURE_KEY,
     assert_problem,
     auth,
-    make_settings,
 )
 
 BODY: dict[str, Any] = {
@@ -45,23 +40,6 @@ def body(**changes: Any) -> dict[str, Any]:
 
 def raw(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
-
-
-@pytest.fixture
-def emulator():
-    server, base = paynow_emulator.start_in_thread(
-        api_key=PAYNOW_API_KEY, signature_key=PAYNOW_SIGNATURE_KEY, notify_url=None
-    )
-    yield base
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(db_url, tmp_path, emulator):
-    application = create_app(make_settings(db_url, tmp_path, paynow_base_url=emulator))
-    yield application
-    application.extensions["kwit"].close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from emulators import paynow as paynow_emulator
 from models import (
     Invoice,
     InvoiceKind,
@@ -38,23 +37,6 @@ from webhooks.paynow_api import PaynowAuthError
 from webhooks.paynow_sync import RESUME_WINDOW
 
 ZERO = timedelta(0)
-
-
-@pytest.fixture
-def emulator():
-    server, base = paynow_emulator.start_in_thread(
-        api_key=PAYNOW_API_KEY, signature_key=PAYNOW_SIGNATURE_KEY, notify_url=None
-    )
-    yield base
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(db_url, tmp_path, emulator):
-    application = create_app(make_settings(db_url, tmp_path, paynow_base_url=emulator))
-    yield application
-    application.extensions["kwit"].close()
 
 
 def emulator_post(emulator: str, path: str, body: Any = None) -> dict:
