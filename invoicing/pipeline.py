@@ -412,7 +412,11 @@ def _erase_buyer_data(session: Session, invoice: Invoice, nip: str | None) -> No
     invoice.buyer_nip = nip
     invoice.payload_encrypted = None
     if invoice.kind is InvoiceKind.SALE:
-        session.execute(sa.update(Order).where(Order.id == invoice.order_id).values(billing=None))
+        # Through the session, not a bulk UPDATE: it goes out with the order's retention tags
+        # in the same flush (the bulk UPDATE was a statement and a flush of its own).
+        order = session.get(Order, invoice.order_id)
+        assert order is not None
+        order.billing = None
 
 
 def _tag_retention(session: Session, svc: Services, invoice: Invoice) -> None:
