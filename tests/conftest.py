@@ -160,6 +160,23 @@ def make_key(app: Any) -> Callable[[str], str]:
     return make
 
 
+# ---------------------------------------------------------------- emulators
+
+
+@pytest.fixture
+def paynow_emulator() -> Iterator[str]:
+    """Base URL of a PayNow emulator running in a thread for this test."""
+    from emulators import paynow
+    from tests.support import PAYNOW_API_KEY, PAYNOW_SIGNATURE_KEY
+
+    server, base = paynow.start_in_thread(
+        api_key=PAYNOW_API_KEY, signature_key=PAYNOW_SIGNATURE_KEY, notify_url=None
+    )
+    yield base
+    server.shutdown()
+    server.server_close()
+
+
 # ---------------------------------------------------------------- reporting
 
 

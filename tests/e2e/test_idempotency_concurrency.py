@@ -11,7 +11,6 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from emulators import paynow as paynow_emulator
 from models import IdempotencyKey, IdempotencyState, Order, Payment, Role
 from models.session import make_engine, make_session_factory
 from service.auth import create_key
@@ -23,23 +22,13 @@ REQUESTS = 20
 
 
 @pytest.fixture
-def emulator():
-    server, base = paynow_emulator.start_in_thread(
-        api_key=PAYNOW_API_KEY, signature_key=PAYNOW_SIGNATURE_KEY, notify_url=None
-    )
-    yield base
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def server(pg_db: str, emulator: str):
+def server(pg_db: str, paynow_emulator: str):
     env = kwit_env(
         KWIT_DATABASE_URL=pg_db,
         KWIT_ENCRYPTION_KEYS=TEST_FERNET_KEY,
         KWIT_PAYNOW_API_KEY=PAYNOW_API_KEY,
         KWIT_PAYNOW_SIGNATURE_KEY=PAYNOW_SIGNATURE_KEY,
-        KWIT_PAYNOW_BASE_URL=emulator,
+        KWIT_PAYNOW_BASE_URL=paynow_emulator,
         KWIT_IFIRMA_BASE_URL="http://127.0.0.1:9/iapi",
     )
     with kwit_web(env, workers=2, threads=16) as base:
@@ -130,7 +119,7 @@ def check_one_winner(responses: list[requests.Response]) -> requests.Response:
 
 @pytest.mark.parametrize("provider", ["external", "paynow"])
 def test_twenty_requests_one_key_one_order(
-    server: str, pg_db: str, emulator: str, provider
+    server: str, pg_db: str, paynow_emulator: str, provider
 ) -> None:
     token = new_token(pg_db, "storm")
     body = order_body(provider)
@@ -138,7 +127,7 @@ def test_twenty_requests_one_key_one_order(
     winner = check_one_winner(responses)
     expected_payments = 1 if provider == "paynow" else 0
     assert counts(pg_db) == {"orders": 1, "payments": expected_payments, "keys_done": 1}
-    state = requests.get(f"{emulator}/__emulator__/state", timeout=5).json()
+    state = requests.get(f"{paynow_emulator}/__emulator__/state", timeout=5).json()
     assert len(state["payments"]) == expected_payments
     if provider == "paynow":
         assert winner.json()["redirect_url"]

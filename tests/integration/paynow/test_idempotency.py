@@ -195,9 +195,11 @@ def test_client_error_releases_the_key_for_a_corrected_retry(client, app, token)
     assert post(client, token, raw(body()), "fix-me").status_code == 201
 
 
-def test_server_error_releases_the_key_and_the_retry_resumes(client, app, token, emulator) -> None:
+def test_server_error_releases_the_key_and_the_retry_resumes(
+    client, app, token, paynow_emulator
+) -> None:
     requests.post(
-        f"{emulator}/__emulator__/faults", json={"fail_n": PAYNOW_RETRIES + 1}, timeout=5
+        f"{paynow_emulator}/__emulator__/faults", json={"fail_n": PAYNOW_RETRIES + 1}, timeout=5
     ).raise_for_status()
     data = raw(body(provider="paynow"))
     assert_problem(post(client, token, data, "flaky"), 502)

@@ -1,4 +1,4 @@
-"""POST /v1/orders against the PayNow emulator over HTTP (SQLite and PostgreSQL)."""
+"""POST /v1/orders against the PayNow paynow_emulator over HTTP (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -69,12 +69,14 @@ def token(make_key) -> str:
     return make_key("backend")
 
 
-def emulator_state(emulator: str) -> dict:
-    return requests.get(f"{emulator}/__emulator__/state", timeout=5).json()
+def emulator_state(paynow_emulator: str) -> dict:
+    return requests.get(f"{paynow_emulator}/__emulator__/state", timeout=5).json()
 
 
-def fault(emulator: str, **switches: Any) -> None:
-    requests.post(f"{emulator}/__emulator__/faults", json=switches, timeout=5).raise_for_status()
+def fault(paynow_emulator: str, **switches: Any) -> None:
+    requests.post(
+        f"{paynow_emulator}/__emulator__/faults", json=switches, timeout=5
+    ).raise_for_status()
 
 
 def rows(app, model) -> list[Any]:
@@ -82,12 +84,14 @@ def rows(app, model) -> list[Any]:
         return list(session.scalars(sa.select(model)))
 
 
-def test_paynow_order_gets_a_payment_and_a_redirect_url(client, app, token, emulator) -> None:
+def test_paynow_order_gets_a_payment_and_a_redirect_url(
+    client, app, token, paynow_emulator
+) -> None:
     body = order_body()
     response = post_order(client, token, body)
     assert response.status_code == 201, response.get_data(as_text=True)
     created = response.get_json()
-    assert created["redirect_url"].startswith(f"{emulator}/paywall/")
+    assert created["redirect_url"].startswith(f"{paynow_emulator}/paywall/")
     assert created["external_ref"] == body["external_ref"]
     assert created["gross_minor"] == 2 * 4920 + 3990
     assert created["status"] == "pending"
@@ -96,7 +100,7 @@ def test_paynow_order_gets_a_payment_and_a_redirect_url(client, app, token, emul
     [payment] = created["payments"]
     assert (payment["provider"], payment["status"]) == ("paynow", "NEW")
     assert payment["amount_minor"] == created["gross_minor"]
-    [remote] = emulator_state(emulator)["payments"]
+    [remote] = emulator_state(paynow_emulator)["payments"]
     assert remote["id"] == payment["provider_payment_id"]
     assert remote["externalId"] == created["id"]  # PayNow links back by Kwit's order id
     assert remote["amount"] == created["gross_minor"]
@@ -106,14 +110,16 @@ def test_paynow_order_gets_a_payment_and_a_redirect_url(client, app, token, emul
 
 
 @pytest.mark.parametrize("provider", ["external", "stripe"])
-def test_other_providers_just_register_the_order(client, app, token, emulator, provider) -> None:
+def test_other_providers_just_register_the_order(
+    client, app, token, paynow_emulator, provider
+) -> None:
     body = order_body(provider=provider)
     del body["buyer"]["email"]  # only PayNow needs an e-mail
     response = post_order(client, token, body)
     assert response.status_code == 201
     assert response.get_json()["redirect_url"] is None
     assert response.get_json()["payments"] == []
-    assert emulator_state(emulator)["payments"] == []
+    assert emulator_state(paynow_emulator)["payments"] == []
 
 
 def test_buyer_is_stored_encrypted_and_normalised(client, app, token) -> None:
@@ -231,7 +237,7 @@ _DELETE = object()
     ],
 )
 def test_invalid_orders_get_422_naming_the_field(
-    client, app, token, emulator, path: str, value: Any, error_path: str
+    client, app, token, paynow_emulator, path: str, value: Any, error_path: str
 ) -> None:
     body = _set(order_body(), path, value)
     if path == "items.0.unit_gross_minor" and value == 40:
@@ -247,7 +253,7 @@ def test_invalid_orders_get_422_naming_the_field(
     # Nothing stored: no order, and the Idempotency-Key was released for a corrected retry.
     assert rows(app, Order) == []
     assert rows(app, IdempotencyKey) == []
-    assert emulator_state(emulator)["payments"] == []
+    assert emulator_state(paynow_emulator)["payments"] == []
 
 
 def test_existing_external_ref_with_a_new_key_is_a_conflict(client, app, token) -> None:
@@ -263,11 +269,11 @@ def test_existing_external_ref_with_a_new_key_is_a_conflict(client, app, token) 
 
 @pytest.mark.parametrize("new_key", [False, True])
 def test_lost_create_response_then_retry_gives_one_payment(
-    client, app, token, emulator, new_key: bool
+    client, app, token, paynow_emulator, new_key: bool
 ) -> None:
     """PayNow creates the payment but every answer is lost, so Kwit answers 502; the retry
     finds the order by external_ref and gets the same payment with the same derived key."""
-    fault(emulator, lose_create_response=PAYNOW_RETRIES + 1)
+    fault(paynow_emulator, lose_create_response=PAYNOW_RETRIES + 1)
     body = order_body()
     key = str(uuid.uuid4())
     problem = assert_problem(post_order(client, token, body, key), 502)
@@ -276,12 +282,12 @@ def test_lost_create_response_then_retry_gives_one_payment(
     assert problem["order_id"] == order.id
     assert rows(app, Payment) == []
     assert rows(app, IdempotencyKey) == []  # a 5xx releases the key
-    assert len(emulator_state(emulator)["payments"]) == 1
+    assert len(emulator_state(paynow_emulator)["payments"]) == 1
 
     retry = post_order(client, token, body, None if new_key else key)
     assert retry.status_code == 201, retry.get_data(as_text=True)
     assert retry.get_json()["id"] == order.id
-    state = emulator_state(emulator)
+    state = emulator_state(paynow_emulator)
     [remote] = state["payments"]
     assert state["counts"]["idempotent_replays"] >= 1
     [payment] = rows(app, Payment)
@@ -290,10 +296,12 @@ def test_lost_create_response_then_retry_gives_one_payment(
     assert len(rows(app, Order)) == 1
 
 
-def test_one_lost_response_is_absorbed_by_the_client_retry(client, app, token, emulator) -> None:
-    fault(emulator, lose_create_response=1)
+def test_one_lost_response_is_absorbed_by_the_client_retry(
+    client, app, token, paynow_emulator
+) -> None:
+    fault(paynow_emulator, lose_create_response=1)
     assert post_order(client, token, order_body()).status_code == 201
-    assert len(emulator_state(emulator)["payments"]) == 1
+    assert len(emulator_state(paynow_emulator)["payments"]) == 1
     assert len(rows(app, Payment)) == 1
 
 

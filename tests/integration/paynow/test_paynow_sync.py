@@ -39,8 +39,8 @@ from webhooks.paynow_sync import RESUME_WINDOW
 ZERO = timedelta(0)
 
 
-def emulator_post(emulator: str, path: str, body: Any = None) -> dict:
-    response = requests.post(f"{emulator}{path}", json=body, timeout=10)
+def emulator_post(paynow_emulator: str, path: str, body: Any = None) -> dict:
+    response = requests.post(f"{paynow_emulator}{path}", json=body, timeout=10)
     response.raise_for_status()
     return response.json()
 
@@ -78,31 +78,31 @@ def state(app, order_id: str) -> tuple[str, str, int, int]:
         return order.status.value, payment.status, len(invoices), outbox
 
 
-def cli_env(app, emulator: str, tmp_path) -> dict[str, str]:
+def cli_env(app, paynow_emulator: str, tmp_path) -> dict[str, str]:
     settings = app.extensions["kwit"].settings
     return {
         "KWIT_DATABASE_URL": settings.database_url,
         "KWIT_ENCRYPTION_KEYS": TEST_FERNET_KEY,
         "KWIT_PAYNOW_API_KEY": PAYNOW_API_KEY,
         "KWIT_PAYNOW_SIGNATURE_KEY": PAYNOW_SIGNATURE_KEY,
-        "KWIT_PAYNOW_BASE_URL": emulator,
+        "KWIT_PAYNOW_BASE_URL": paynow_emulator,
         "KWIT_IFIRMA_BASE_URL": "http://127.0.0.1:9/iapi",  # never the real iFirma
         "KWIT_BLOB_DIR": str(tmp_path / "blobs"),
     }
 
 
 def test_missed_notification_is_healed_by_the_cli(
-    client, app, make_key, emulator, tmp_path
+    client, app, make_key, paynow_emulator, tmp_path
 ) -> None:
-    emulator_post(emulator, "/__emulator__/faults", {"notify": False})
+    emulator_post(paynow_emulator, "/__emulator__/faults", {"notify": False})
     order = create_order(client, make_key("backend"))
     payment_id = order["payments"][0]["provider_payment_id"]
-    paid = emulator_post(emulator, f"/paywall/{payment_id}/pay")
+    paid = emulator_post(paynow_emulator, f"/paywall/{payment_id}/pay")
     assert paid["status"] == "CONFIRMED"
     assert all(n["deliveries"] == [] for n in paid["notifications"])  # nothing reached Kwit
     assert state(app, order["id"]) == ("pending", "NEW", 0, 0)
 
-    env = cli_env(app, emulator, tmp_path)
+    env = cli_env(app, paynow_emulator, tmp_path)
     result = CliRunner().invoke(cli, ["paynow", "sync", "--min-age", "0"], env=env)
     assert result.exit_code == 0, result.output
     assert "1 checked, 1 updated, 1 paid" in result.output
@@ -113,11 +113,11 @@ def test_missed_notification_is_healed_by_the_cli(
     assert state(app, order["id"]) == ("paid", "CONFIRMED", 1, 1)
 
 
-def test_min_age_defaults_to_the_setting(client, app, make_key, emulator, tmp_path) -> None:
+def test_min_age_defaults_to_the_setting(client, app, make_key, paynow_emulator, tmp_path) -> None:
     order = create_order(client, make_key("backend"))
-    emulator_post(emulator, "/__emulator__/faults", {"notify": False})
-    emulator_post(emulator, f"/paywall/{order['payments'][0]['provider_payment_id']}/pay")
-    env = cli_env(app, emulator, tmp_path) | {"KWIT_PAYNOW_SYNC_AGE": "900"}
+    emulator_post(paynow_emulator, "/__emulator__/faults", {"notify": False})
+    emulator_post(paynow_emulator, f"/paywall/{order['payments'][0]['provider_payment_id']}/pay")
+    env = cli_env(app, paynow_emulator, tmp_path) | {"KWIT_PAYNOW_SYNC_AGE": "900"}
     result = CliRunner().invoke(cli, ["paynow", "sync"], env=env)
     assert result.exit_code == 0, result.output
     assert "payments: 0 checked" in result.output  # created seconds ago: not yet
@@ -125,7 +125,7 @@ def test_min_age_defaults_to_the_setting(client, app, make_key, emulator, tmp_pa
 
 
 def test_polled_final_status_applies_and_keeps_the_notification_time(
-    client, app, make_key, emulator
+    client, app, make_key, paynow_emulator
 ) -> None:
     """EXPIRED polled without modifiedAt: applied by reachability, provider time untouched."""
     order = create_order(client, make_key("backend"))
@@ -137,8 +137,10 @@ def test_polled_final_status_applies_and_keeps_the_notification_time(
             .where(Payment.provider_payment_id == payment_id)
             .values(status="PENDING", provider_modified_at="2026-11-23T10:00:00")
         )
-    emulator_post(emulator, "/__emulator__/faults", {"notify": False})
-    emulator_post(emulator, f"/__emulator__/payments/{payment_id}/status", {"status": "EXPIRED"})
+    emulator_post(paynow_emulator, "/__emulator__/faults", {"notify": False})
+    emulator_post(
+        paynow_emulator, f"/__emulator__/payments/{payment_id}/status", {"status": "EXPIRED"}
+    )
     report = sync_once(rt, min_age=ZERO)
     assert (report.payments_updated, report.payments_paid) == (1, 0)
     with rt.sessions() as session:
@@ -147,7 +149,7 @@ def test_polled_final_status_applies_and_keeps_the_notification_time(
         assert session.get(Order, order["id"]).status is OrderStatus.FAILED
 
 
-def test_unchanged_payments_wait_min_age_again(client, app, make_key, emulator) -> None:
+def test_unchanged_payments_wait_min_age_again(client, app, make_key, paynow_emulator) -> None:
     create_order(client, make_key("backend"))
     rt = app.extensions["kwit"]
     assert sync_once(rt, min_age=ZERO).payments_checked == 1
@@ -155,22 +157,24 @@ def test_unchanged_payments_wait_min_age_again(client, app, make_key, emulator) 
     assert sync_once(rt, min_age=timedelta(minutes=5)).payments_checked == 0
 
 
-def test_unknown_payment_is_counted_and_the_rest_goes_on(client, app, make_key, emulator) -> None:
+def test_unknown_payment_is_counted_and_the_rest_goes_on(
+    client, app, make_key, paynow_emulator
+) -> None:
     good = create_order(client, make_key("backend"))
     rt = app.extensions["kwit"]
     with rt.sessions.begin() as session:
         ghost = make_order(session, vault=rt.vault)
         make_payment(session, ghost, status="NEW", provider_payment_id="GHST-000-000-000")
-    emulator_post(emulator, "/__emulator__/faults", {"notify": False})
-    emulator_post(emulator, f"/paywall/{good['payments'][0]['provider_payment_id']}/pay")
+    emulator_post(paynow_emulator, "/__emulator__/faults", {"notify": False})
+    emulator_post(paynow_emulator, f"/paywall/{good['payments'][0]['provider_payment_id']}/pay")
     report = sync_once(rt, min_age=ZERO)
     assert (report.payments_checked, report.errors, report.payments_paid) == (2, 1, 1)
     assert state(app, good["id"])[:2] == ("paid", "CONFIRMED")
 
 
-def test_wrong_credentials_stop_the_run(client, app, make_key, emulator, tmp_path) -> None:
+def test_wrong_credentials_stop_the_run(client, app, make_key, paynow_emulator, tmp_path) -> None:
     create_order(client, make_key("backend"))
-    env = cli_env(app, emulator, tmp_path) | {"KWIT_PAYNOW_API_KEY": "wrong"}
+    env = cli_env(app, paynow_emulator, tmp_path) | {"KWIT_PAYNOW_API_KEY": "wrong"}
     result = CliRunner().invoke(cli, ["paynow", "sync", "--min-age", "0"], env=env)
     assert result.exit_code == 1
     assert "PayNow refused the credentials" in result.output
@@ -178,7 +182,7 @@ def test_wrong_credentials_stop_the_run(client, app, make_key, emulator, tmp_pat
         make_settings(
             app.extensions["kwit"].settings.database_url,
             tmp_path,
-            paynow_base_url=emulator,
+            paynow_base_url=paynow_emulator,
             paynow_signature_key="wrong",
         )
     )
@@ -201,10 +205,10 @@ def test_without_paynow_there_is_nothing_to_sync(db_url, tmp_path) -> None:
     assert "PayNow is not configured" in result.output
 
 
-def test_refund_is_followed_to_successful_once(client, app, make_key, emulator) -> None:
+def test_refund_is_followed_to_successful_once(client, app, make_key, paynow_emulator) -> None:
     rt = app.extensions["kwit"]
     order = create_order(client, make_key("backend"))
-    emulator_post(emulator, f"/paywall/{order['payments'][0]['provider_payment_id']}/pay")
+    emulator_post(paynow_emulator, f"/paywall/{order['payments'][0]['provider_payment_id']}/pay")
     assert sync_once(rt, min_age=ZERO).payments_paid == 1
     headers = auth(make_key("backend", "refunder")) | {"Idempotency-Key": "refund-1"}
     created = client.post(
@@ -213,13 +217,13 @@ def test_refund_is_followed_to_successful_once(client, app, make_key, emulator) 
         headers=headers,
     )
     assert created.status_code == 201
-    emulator_post(emulator, "/__emulator__/faults", {"refund_auto_advance": False})
+    emulator_post(paynow_emulator, "/__emulator__/faults", {"refund_auto_advance": False})
     assert sync_once(rt, min_age=ZERO).refunds_updated == 0  # still NEW at PayNow
     emulator_post(
-        emulator, f"/__emulator__/refunds/{created.get_json()['provider_refund_id']}/advance"
+        paynow_emulator, f"/__emulator__/refunds/{created.get_json()['provider_refund_id']}/advance"
     )
     emulator_post(
-        emulator, f"/__emulator__/refunds/{created.get_json()['provider_refund_id']}/advance"
+        paynow_emulator, f"/__emulator__/refunds/{created.get_json()['provider_refund_id']}/advance"
     )
     report = sync_once(rt, min_age=ZERO)
     assert (report.refunds_updated, report.refunds_completed, len(report.outbox_ids)) == (1, 1, 1)
@@ -234,7 +238,7 @@ def test_refund_is_followed_to_successful_once(client, app, make_key, emulator) 
     assert sync_once(rt, min_age=ZERO).refunds_checked == 0
 
 
-def test_old_refund_without_paynow_id_is_left_for_a_human(app, emulator) -> None:
+def test_old_refund_without_paynow_id_is_left_for_a_human(app, paynow_emulator) -> None:
     rt = app.extensions["kwit"]
     old = utcnow() - RESUME_WINDOW - timedelta(minutes=1)
     with rt.sessions.begin() as session:
@@ -256,5 +260,6 @@ def test_old_refund_without_paynow_id_is_left_for_a_human(app, emulator) -> None
     report = sync_once(rt, min_age=ZERO)
     assert (report.refunds_checked, report.refunds_unresolved, report.refunds_resumed) == (1, 1, 0)
     assert (
-        requests.get(f"{emulator}/__emulator__/state", timeout=5).json()["counts"]["refunds"] == 0
+        requests.get(f"{paynow_emulator}/__emulator__/state", timeout=5).json()["counts"]["refunds"]
+        == 0
     )
