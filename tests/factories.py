@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from invoicing.blobs import BlobStore
 from models import (
+    EventOutcome,
     Invoice,
     InvoiceKind,
     InvoiceState,
@@ -18,6 +19,7 @@ from models import (
     Payment,
     Refund,
     RefundStatus,
+    WebhookEvent,
     new_id,
 )
 from models.vault import Vault
@@ -91,6 +93,30 @@ def make_payment(
     session.add(payment)
     session.flush()
     return payment
+
+
+def make_event(
+    session: Session,
+    order: Order,
+    *,
+    pid: str | None,
+    outcome: EventOutcome = EventOutcome.APPLIED,
+    received: datetime | None = None,
+) -> WebhookEvent:
+    """A recorded webhook event for `order` (payment id `pid`), received 2026-06-10 by default."""
+    event = WebhookEvent(
+        provider=order.provider,
+        event_key=f"evt_{new_id()}",
+        event_type="payment.status",
+        provider_payment_id=pid,
+        order_id=order.id,
+        body_sha256="0" * 64,
+        outcome=outcome,
+        received_at=received or datetime(2026, 6, 10, 10, tzinfo=UTC),
+    )
+    session.add(event)
+    session.flush()
+    return event
 
 
 def make_issued_invoice(

@@ -18,30 +18,13 @@ from models import (
     Order,
     Payment,
     WebhookEvent,
-    new_id,
 )
-from tests.factories import make_issued_invoice
+from tests.factories import make_event, make_issued_invoice
 
 # Invoice issued 2026-06-10 (business buyer): invoice and payment to 2032-12-31, the order
 # (Accounting Act art. 74 ust. 2 pkt 4) to 2031-12-31, an ignored event to 2026-09-08.
 INVOICE_UNTIL = date(2032, 12, 31)
 ORDER_UNTIL = date(2031, 12, 31)
-
-
-def make_event(session, order, *, pid, outcome=EventOutcome.APPLIED, received=None):
-    event = WebhookEvent(
-        provider=order.provider,
-        event_key=f"evt_{new_id()}",
-        event_type="payment.status",
-        provider_payment_id=pid,
-        order_id=order.id,
-        body_sha256="0" * 64,
-        outcome=outcome,
-        received_at=received or datetime(2026, 6, 10, 10, tzinfo=UTC),
-    )
-    session.add(event)
-    session.flush()
-    return event
 
 
 @pytest.fixture

@@ -15,10 +15,15 @@ from models import (
     Order,
     OrderStatus,
     RefundStatus,
-    WebhookEvent,
-    new_id,
 )
-from tests.factories import BUYER, make_issued_invoice, make_order, make_payment, make_refund
+from tests.factories import (
+    BUYER,
+    make_event,
+    make_issued_invoice,
+    make_order,
+    make_payment,
+    make_refund,
+)
 
 CIT = "PL_OP_86+CIT_27"
 CONSUMER = {**BUYER, "nip": None}
@@ -26,22 +31,6 @@ CONSUMER = {**BUYER, "nip": None}
 
 def at(y: int, m: int, d: int) -> datetime:
     return datetime(y, m, d, 10, 0, tzinfo=UTC)
-
-
-def make_event(session, order, *, pid, outcome=EventOutcome.APPLIED, received=None):
-    event = WebhookEvent(
-        provider=order.provider,
-        event_key=f"evt_{new_id()}",
-        event_type="payment.status",
-        provider_payment_id=pid,
-        order_id=order.id,
-        body_sha256="0" * 64,
-        outcome=outcome,
-        received_at=received or at(2026, 6, 10),
-    )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def invoice_order(session, invoice):

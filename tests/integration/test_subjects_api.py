@@ -18,30 +18,12 @@ from models import (
     Order,
     OrderStatus,
     Payment,
-    WebhookEvent,
-    new_id,
 )
-from tests.factories import BUYER, make_issued_invoice, make_order, make_payment
+from tests.factories import BUYER, make_event, make_issued_invoice, make_order, make_payment
 from tests.support import assert_problem, auth
 
 CONSUMER = {**BUYER, "name": "Jan Kowalski", "nip": None, "email": "jan@example.pl"}
 REF = "cus_9"
-
-
-def event(s, order, *, pid, outcome, received):
-    row = WebhookEvent(
-        provider=order.provider,
-        event_key=f"evt_{new_id()}",
-        event_type="payment.status",
-        provider_payment_id=pid,
-        order_id=order.id,
-        body_sha256="0" * 64,
-        outcome=outcome,
-        received_at=received,
-    )
-    s.add(row)
-    s.flush()
-    return row
 
 
 def customer(rt, now: datetime) -> dict[str, str]:
@@ -55,13 +37,13 @@ def customer(rt, now: datetime) -> dict[str, str]:
         invoice = make_issued_invoice(
             s, blobs=rt.blobs, order=invoiced, issue_date=paid_at.date(), nip=None
         )
-        applied = event(
+        applied = make_event(
             s, invoiced, pid=pay.provider_payment_id, outcome=EventOutcome.APPLIED, received=paid_at
         )
-        recent = event(
+        recent = make_event(
             s, invoiced, pid=None, outcome=EventOutcome.IGNORED, received=now - timedelta(days=3)
         )
-        old = event(
+        old = make_event(
             s, invoiced, pid=None, outcome=EventOutcome.IGNORED, received=now - timedelta(days=300)
         )
         retag_order(s, rt.retention, invoiced.id)
@@ -85,7 +67,7 @@ def customer(rt, now: datetime) -> dict[str, str]:
 
         unpaid = make_order(s, vault=rt.vault, buyer=CONSUMER, customer_ref=REF)
         unpaid_pay = make_payment(s, unpaid, status="PENDING", paid_at=None)
-        unpaid_event = event(
+        unpaid_event = make_event(
             s,
             unpaid,
             pid=unpaid_pay.provider_payment_id,
