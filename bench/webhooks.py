@@ -70,19 +70,7 @@ def run_floor(bench: Path, args: argparse.Namespace, gen_args: list[str]) -> str
         conn.execute("DROP SCHEMA IF EXISTS floor CASCADE")
     redis.Redis.from_url(FLOOR_REDIS).flushdb()
     env = {**os.environ, "FLOOR_DSN": PG, "FLOOR_REDIS": FLOOR_REDIS, "FLOOR_SECRET": SECRET}
-    command = [
-        str(BIN / "gunicorn"),
-        "--log-level",
-        "warning",
-        "-w",
-        str(args.workers),
-        "-b",
-        "127.0.0.1:{port}",
-        "--chdir",
-        str(bench),
-        "floor:app",
-    ]
-    return measure(bench, args, gen_args, command, env, health="/")
+    return measure(bench, args, gen_args, ["--chdir", str(bench), "floor:app"], env, health="/")
 
 
 def run_kwit(bench: Path, args: argparse.Namespace, gen_args: list[str], url: str) -> str:
@@ -106,29 +94,25 @@ def run_kwit(bench: Path, args: argparse.Namespace, gen_args: list[str], url: st
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    command = [
-        str(BIN / "gunicorn"),
-        "--log-level",
-        "warning",
-        "-w",
-        str(args.workers),
-        "-b",
-        "127.0.0.1:{port}",
-        "wsgi:app",
-    ]
-    return measure(bench, args, gen_args, command, env, health="/healthz")
+    return measure(bench, args, gen_args, ["wsgi:app"], env, health="/healthz")
 
 
 def measure(
     bench: Path,
     args: argparse.Namespace,
     gen_args: list[str],
-    command: list[str],
+    app: list[str],
     env: dict[str, str],
     *,
     health: str,
 ) -> str:
+    """Serve `app` under gunicorn with the same flags for the floor and Kwit, then run wrk."""
     port = free_port()
+    command = [
+        str(BIN / "gunicorn"),
+        *("--log-level", "warning", "-w", str(args.workers), "-b", f"127.0.0.1:{port}"),
+        *app,
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         requests_file, warm_file = Path(tmp, "reqs.txt"), Path(tmp, "warm.txt")
         # Timestamps are "now": generate right before the run (300 s tolerance).
@@ -157,7 +141,7 @@ def measure(
             ],
             check=True,
         )
-        server = subprocess.Popen([part.format(port=port) for part in command], cwd=ROOT, env=env)
+        server = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
             wait_for(f"http://127.0.0.1:{port}{health}", server)
             wrk(bench, port, warm_file, connections=2, seconds=2)
