@@ -63,8 +63,8 @@ def populate(url: str, blob_dir: Path, count: int, pdf_bytes: int) -> None:
     """`count` issued invoices over 2026 (one order each), bulk-inserted; PDFs in the blob store."""
     import sqlalchemy as sa
 
-    from invoicing.blobs import LocalBlobStore
     from models import Invoice, InvoiceKind, InvoiceState, Order, OrderStatus, new_id
+    from models.blobs import LocalBlobStore
     from models.migrate import upgrade
     from models.session import make_engine, make_session_factory
 

@@ -126,7 +126,7 @@ def main() -> None:
 
 def backlog(url: str, key: str, orders: int) -> None:
     """Record `orders` paid Stripe invoices through Kwit's ingestion (no enqueue: no Redis)."""
-    from invoicing.retention import RetentionEngine
+    from compliance.retention import RetentionEngine
     from models.session import make_engine, make_session_factory
     from models.vault import Vault
     from webhooks import samples, stripe

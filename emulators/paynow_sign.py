@@ -1,4 +1,4 @@
-"""The PayNow emulator's own signing code, written apart from ``webhooks.paynow_api``.
+"""The PayNow emulator's own signing code, written apart from ``webhooks.paynow_client``.
 
 The v3 request signature is rebuilt by hand the way the vendor's JavaScript reference signer
 (``JSON.stringify``) writes it, so a bug in Kwit's client signer shows up as a 401 here instead

@@ -30,10 +30,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from invoicing.blobs import BlobNotFound, BlobStore
 from invoicing.money import from_minor
 from invoicing.payload import VAT_RATES
 from models import Invoice, InvoiceKind, InvoiceState
+from models.blobs import BlobNotFound, BlobStore
 
 MAX_PERIOD_DAYS = 366  # a leap year; longer periods are split by the caller
 RATES = tuple(VAT_RATES)  # "23", "8", "5", "0", "zw", "np": fixed CSV columns

@@ -1,6 +1,6 @@
 """RQ jobs. Module-level functions that take ids; the process installs a JobContext first.
 
-`kwit worker` installs the context once at start-up (service/jobs.py); in inline mode the web
+`kwit worker` installs the context once at start-up (service/worker.py); in inline mode the web
 process installs it too and calls `run_outbox_item` right after its commit.
 """
 

@@ -14,9 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import OutboxItem, OutboxState
 
-# The outbox item kinds; the handler for each registers itself in invoicing.jobs.
-ISSUE_INVOICE = "issue_invoice"
-
 # Backoff for transient failures, in seconds; the last value repeats.
 BACKOFF = (5, 30, 120, 600, 1800, 3600)
 MAX_ATTEMPTS = 20

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
+from compliance.retention import RetentionEngine
 from invoicing import jobs, outbox
-from invoicing.blobs import BlobStore
 from invoicing.ifirma import (
     IFirmaAuthError,
     IFirmaClient,
@@ -48,8 +48,8 @@ from invoicing.payload import (
     build_invoice,
     matches_marker,
 )
-from invoicing.retention import RetentionEngine
-from models import Invoice, InvoiceKind, InvoiceState, Order, OutboxItem, Refund
+from models import Invoice, InvoiceKind, InvoiceState, Order, OutboxItem, OutboxKind, Refund
+from models.blobs import BlobStore
 from models.vault import Vault
 
 log = logging.getLogger("kwit.invoicing")
@@ -87,7 +87,7 @@ class Later(Exception):
     """Come back later (transient trouble, or waiting for something); keep the state."""
 
 
-@jobs.handler(outbox.ISSUE_INVOICE)
+@jobs.handler(OutboxKind.ISSUE_INVOICE)
 def issue_invoice(
     ctx: jobs.JobContext, session: Session, item: OutboxItem, *, now: datetime
 ) -> str:
@@ -420,7 +420,7 @@ def _erase_buyer_data(session: Session, invoice: Invoice, nip: str | None) -> No
 
 
 def _tag_retention(session: Session, svc: Services, invoice: Invoice) -> None:
-    from invoicing.retention_tags import retag_order
+    from compliance.tags import retag_order
 
     retag_order(session, svc.retention, invoice.order_id)
 

@@ -32,6 +32,12 @@ class InvoiceState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class OutboxKind(enum.StrEnum):
+    """What an outbox item asks a worker to do; invoicing/jobs.py maps each kind to its handler."""
+
+    ISSUE_INVOICE = "issue_invoice"
+
+
 class OutboxState(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"

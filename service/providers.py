@@ -15,7 +15,7 @@ import requests
 from service.config import Settings
 from service.http import http_session
 from service.runtime import Runtime
-from webhooks.paynow_api import PaynowClient
+from webhooks.paynow_client import PaynowClient
 
 __all__ = ["PAYNOW_RETRIES", "PAYNOW_TIMEOUT", "paynow_client", "paynow_for"]
 

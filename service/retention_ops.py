@@ -12,9 +12,9 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any
 
-from invoicing import purge
-from invoicing.purge import COLUMNS, KINDS, PurgeReport
-from invoicing.retention import RetentionEngine
+from compliance import purge
+from compliance.purge import COLUMNS, KINDS, PurgeReport
+from compliance.retention import RetentionEngine
 from models import AuditEntry, utcnow
 from service.runtime import Runtime
 

@@ -10,11 +10,11 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
-from invoicing.blobs import LocalBlobStore
+from compliance.retention import PolicyError, RetentionEngine, load_policy
 from invoicing.ifirma import IFirmaClient
 from invoicing.jobs import JobContext
 from invoicing.queue import redis_client
-from invoicing.retention import PolicyError, RetentionEngine, load_policy
+from models.blobs import LocalBlobStore
 from models.session import make_engine, make_session_factory
 from models.vault import Vault
 from service.config import Settings

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from invoicing.blobs import BlobStore
 from models import (
     EventOutcome,
     Invoice,
@@ -22,6 +21,7 @@ from models import (
     WebhookEvent,
     new_id,
 )
+from models.blobs import BlobStore
 from models.vault import Vault
 
 BUYER = {

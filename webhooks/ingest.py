@@ -21,8 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from invoicing.outbox import ISSUE_INVOICE
-from invoicing.retention import Retention, RetentionEngine
+from compliance.retention import Retention, RetentionEngine
 from models import (
     EventOutcome,
     Invoice,
@@ -30,6 +29,7 @@ from models import (
     Order,
     OrderStatus,
     OutboxItem,
+    OutboxKind,
     Payment,
     Refund,
     RefundStatus,
@@ -524,7 +524,7 @@ def _queue_invoice(
     session.execute(
         sa.insert(OutboxItem).values(
             id=outbox_id,
-            kind=ISSUE_INVOICE,
+            kind=OutboxKind.ISSUE_INVOICE,
             ref_id=invoice_id,
             state="pending",
             due_at=now,

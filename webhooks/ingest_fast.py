@@ -23,8 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from invoicing.outbox import ISSUE_INVOICE
-from models import new_id
+from models import OutboxKind, new_id
 from webhooks.events import EventKind, Provider, ProviderEvent
 
 # psycopg placeholders: the statement runs on the driver connection (see try_record).
@@ -127,7 +126,7 @@ def try_record(engine: sa.Engine, values: dict[str, Any], *, now: datetime) -> F
         "invoice_id": new_id(),
         "outbox_id": new_id(),
     }
-    params = {**values, **ids, "now": now, "outbox_kind": ISSUE_INVOICE}
+    params = {**values, **ids, "now": now, "outbox_kind": OutboxKind.ISSUE_INVOICE.value}
     try:
         seen, outbox_id, _guard = _run_autocommitted(engine, params)
     except sa.exc.DBAPIError as exc:

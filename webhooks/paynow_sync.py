@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from models import EventOutcome, Order, Payment, Refund, RefundStatus
 from webhooks.ingest import IngestContext, apply_paynow_status, lock_payment, refund_completed
-from webhooks.paynow_api import (
+from webhooks.paynow_client import (
     PaynowAuthError,
     PaynowClient,
     PaynowError,

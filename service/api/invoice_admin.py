@@ -7,12 +7,12 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from invoicing import outbox
-from models import Invoice, InvoiceState, Order, Role, utcnow
+from models import Invoice, InvoiceState, Order, OutboxKind, Role, utcnow
 from service.api.invoices import InvoiceSchema, held_invoice_ids, invoice_view
 from service.auth import require_role
 from service.db import get_session, runtime
 from service.errors import ApiError
-from service.jobs import dispatch
+from service.worker import dispatch
 
 bp = Blueprint("invoice_admin", __name__, url_prefix="/v1", description="Invoice operations")
 
@@ -46,7 +46,7 @@ def retry_invoice(invoice_id: str) -> dict[str, Any]:
     else:
         invoice.state = InvoiceState.CALLING  # reconcile before anything is posted again
     invoice.updated_at = now
-    item = outbox.requeue(session, kind=outbox.ISSUE_INVOICE, ref_id=invoice.id, now=now)
+    item = outbox.requeue(session, kind=OutboxKind.ISSUE_INVOICE, ref_id=invoice.id, now=now)
     session.commit()
     dispatch(runtime(), item.id)
     session.refresh(invoice)

@@ -19,8 +19,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from invoicing.archive import pdf_filename
-from invoicing.blobs import BlobNotFound
 from models import Invoice, InvoiceState, LegalHold, Order, Role
+from models.blobs import BlobNotFound
 from service.auth import audit, current_principal, require_role
 from service.db import get_session, runtime
 from service.errors import ApiError

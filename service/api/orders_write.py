@@ -33,10 +33,10 @@ from service.config import VAT_RATES
 from service.db import get_session, runtime
 from service.errors import ApiError
 from service.idempotency import OPENAPI_PARAMETER, current_request, idempotent
-from service.jobs import dispatch
 from service.providers import paynow_for
+from service.worker import dispatch
 from webhooks.ingest import lock_payment
-from webhooks.paynow_api import (
+from webhooks.paynow_client import (
     PaynowClient,
     PaynowError,
     PaynowValidationError,

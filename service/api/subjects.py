@@ -1,7 +1,7 @@
 """GDPR data-subject requests by customer_ref (admin): export (art. 15/20) and erasure (art. 17).
 
 Both are audit-logged with their own action (``subject.export``, ``subject.erase``). The work is
-done by ``invoicing.subjects``; this module maps it to HTTP.
+done by ``compliance.subjects``; this module maps it to HTTP.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from invoicing.subjects import UnknownSubject, erase, export
+from compliance.subjects import UnknownSubject, erase, export
 from models import Role, utcnow
 from service.auth import audit, current_principal, require_role
 from service.db import get_session, runtime

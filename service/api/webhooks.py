@@ -15,7 +15,7 @@ from models import utcnow
 from service import metrics
 from service.db import get_session, runtime
 from service.errors import problem
-from service.jobs import dispatch
+from service.worker import dispatch
 from webhooks import paynow, stripe
 from webhooks.errors import WebhookError
 from webhooks.events import ProviderEvent

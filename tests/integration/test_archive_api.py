@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from invoicing.blobs import LocalBlobStore
 from models import AuditEntry, Invoice, InvoiceKind, Order
+from models.blobs import LocalBlobStore
 from tests.factories import make_issued_invoice
 from tests.support import assert_problem, auth
 

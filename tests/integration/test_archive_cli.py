@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from invoicing.blobs import LocalBlobStore
 from models import AuditEntry, InvoiceKind, Order
+from models.blobs import LocalBlobStore
 from service.cli import cli
 from tests.factories import make_issued_invoice
 from tests.integration.test_archive_api import read_manifest, verify_archive

@@ -18,7 +18,7 @@ from invoicing import jobs
 from invoicing.pipeline import Services
 from models import Invoice, InvoiceState, Order, OutboxItem, OutboxState, utcnow
 from service.app import create_app
-from service.jobs import job_context
+from service.worker import job_context
 from tests.support import (
     IFIRMA_KEY,
     IFIRMA_USER,

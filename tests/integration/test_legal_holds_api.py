@@ -5,8 +5,8 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from invoicing import purge
-from invoicing.retention_tags import retag_order
+from compliance import purge
+from compliance.tags import retag_order
 from models import AuditEntry, LegalHold
 from tests.factories import make_issued_invoice
 from tests.support import assert_problem, auth

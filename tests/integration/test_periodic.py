@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from models import AuditEntry, utcnow
 from service.app import create_app
-from service.jobs import _daily_retention
+from service.worker import _daily_retention
 from tests.support import make_settings
 
 

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from invoicing.retention import RetentionEngine
-from invoicing.retention_tags import retag_order
+from compliance.retention import RetentionEngine
+from compliance.tags import retag_order
 from models import AuditEntry, Invoice, Order, Payment
 from service.cli import cli
 from service.retention_ops import render_retention_doc, run_retention

@@ -5,9 +5,9 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
-from invoicing import purge
-from invoicing.purge import ANONYMISED_ITEM
-from invoicing.retention_tags import retag_order
+from compliance import purge
+from compliance.purge import ANONYMISED_ITEM
+from compliance.tags import retag_order
 from models import (
     AuditEntry,
     EventOutcome,

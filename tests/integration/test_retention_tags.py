@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from invoicing.retention import RetentionEngine, load_policy
-from invoicing.retention_tags import retag_order, tag_webhook_event
+from compliance.retention import RetentionEngine, load_policy
+from compliance.tags import retag_order, tag_webhook_event
 from models import (
     CustomerStub,
     EventOutcome,

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from invoicing.retention_tags import LOG_WINDOW_REASON, retag_order
-from invoicing.subjects import BILLING_KEPT, UnknownSubject, erase, export
+from compliance.subjects import BILLING_KEPT, UnknownSubject, erase, export
+from compliance.tags import LOG_WINDOW_REASON, retag_order
 from models import (
     AuditEntry,
     CustomerStub,

@@ -21,7 +21,7 @@ from tests.support import (
     count_rows,
     make_settings,
 )
-from webhooks.paynow_api import PaynowClient, PaynowValidationError
+from webhooks.paynow_client import PaynowClient, PaynowValidationError
 
 BUYER = {
     "name": "Zofia Wójcik-Testowa",

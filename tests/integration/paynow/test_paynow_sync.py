@@ -24,7 +24,7 @@ from models import (
 )
 from service.app import create_app
 from service.cli import cli
-from service.cli_paynow import sync_once
+from service.cli.paynow import sync_once
 from tests.factories import make_order, make_payment
 from tests.support import (
     PAYNOW_API_KEY,
@@ -33,7 +33,7 @@ from tests.support import (
     auth,
     make_settings,
 )
-from webhooks.paynow_api import PaynowAuthError
+from webhooks.paynow_client import PaynowAuthError
 from webhooks.paynow_sync import RESUME_WINDOW
 
 ZERO = timedelta(0)

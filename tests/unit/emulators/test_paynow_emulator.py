@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from emulators.paynow import create_app, start_in_thread
 from emulators.paynow_sign import notification_signature, request_signature
-from webhooks.paynow_api import (
+from webhooks.paynow_client import (
     PaynowAuthError,
     PaynowClient,
     PaynowNotFoundError,

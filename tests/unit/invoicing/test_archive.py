@@ -28,8 +28,8 @@ from invoicing.archive import (
     pdf_filename,
     validate_period,
 )
-from invoicing.blobs import BlobNotFound
 from models import Base, InvoiceKind, Order
+from models.blobs import BlobNotFound
 from tests.factories import make_issued_invoice
 
 NOV_1, NOV_30 = date(2026, 11, 1), date(2026, 11, 30)

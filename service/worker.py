@@ -94,7 +94,7 @@ def _paynow_sync(rt: Runtime) -> None:
     if time.monotonic() - _last_paynow_sync < PAYNOW_SYNC_EVERY:
         return
     _last_paynow_sync = time.monotonic()
-    from service.cli_paynow import sync_once
+    from service.cli.paynow import sync_once
 
     report = sync_once(rt)
     if report is not None and report.outbox_ids:

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from invoicing.blobs import BlobNotFound, LocalBlobStore
+from models.blobs import BlobNotFound, LocalBlobStore
 
 
 def test_put_is_content_addressed_and_idempotent(tmp_path) -> None:

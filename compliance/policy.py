@@ -1,7 +1,7 @@
 """Retention policy data: the catalogue of basis codes, and the tenant policy file format.
 
 ``RULES`` maps every stable basis code (e.g. ``PL_VAT_112+OP_70_1``) to its text and its row in
-the retention table; ``invoicing.retention`` computes the dates. A tenant policy is a small JSON
+the retention table; ``compliance.retention`` computes the dates. A tenant policy is a small JSON
 file that lengthens (or, for logs, replaces) the defaults.
 
 File format (JSON, UTF-8; JSON rather than YAML so that no parser dependency is needed)::
@@ -27,7 +27,7 @@ File format (JSON, UTF-8; JSON rather than YAML so that no parser dependency is 
   payment date and contract anchor (payment), refund date, order anchor, receipt/log timestamp.
 
 This module only parses and checks the format. Whether a rule would shorten a statutory period
-depends on the engine configuration, so that check lives in ``invoicing.retention``
+depends on the engine configuration, so that check lives in ``compliance.retention``
 (``load_policy`` and ``RetentionEngine``).
 """
 

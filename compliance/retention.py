@@ -34,7 +34,7 @@ Decisions where retention.md leaves room (review with the tax adviser / DPO):
   the engine's own configuration. These dates cover every settlement-period, quarter and
   fiscal-year case, and a ``days`` rule is at its shortest on the 1st. A policy that is shorter
   on any sample raises ``PolicyError``.
-- Basis texts and the policy file format live in ``invoicing.retention_policy``.
+- Basis texts and the policy file format live in ``compliance.policy``.
 - Not implemented yet: the PL_OSS preset, the ``loss_year_extension`` tenant option, and the
   optional AML/complaint rows of §5.
 - Legal holds are flags and not dates (§0.6). The engine never computes them, and
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from invoicing.retention_policy import (
+from compliance.policy import (
     POLICY_ANCHOR,
     REPLACEABLE_KINDS,
     RULES,

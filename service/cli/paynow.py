@@ -9,10 +9,10 @@ import click
 from flask.cli import with_appcontext
 
 from models import utcnow
-from service.jobs import dispatch
 from service.providers import paynow_for
 from service.runtime import Runtime
-from webhooks.paynow_api import PaynowError
+from service.worker import dispatch
+from webhooks.paynow_client import PaynowError
 from webhooks.paynow_sync import SyncReport, sync
 
 __all__ = ["register", "sync_once"]

@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from invoicing.purge import ANONYMISED_ITEM, KINDS, Snapshot, decide, is_anonymised
-from invoicing.retention import LegalHold, RecordRef, held_by
+from compliance.purge import ANONYMISED_ITEM, KINDS, Snapshot, decide, is_anonymised
+from compliance.retention import LegalHold, RecordRef, held_by
 
 UNTIL = date(2032, 12, 31)
 BEFORE, ON, AFTER = date(2032, 12, 30), UNTIL, date(2033, 1, 1)

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from invoicing.retention import RetentionEngine, load_policy
-from invoicing.retention_policy import PolicyError, PolicyRule, basis_text, parse_policy
+from compliance.policy import PolicyError, PolicyRule, basis_text, parse_policy
+from compliance.retention import RetentionEngine, load_policy
 
 D = date
 BILLING = {

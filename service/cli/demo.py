@@ -136,7 +136,7 @@ def _flow(
     story: Story, app: Any, kwit: str, paynow: str, ifirma: str, workdir: Path
 ) -> dict[str, Any]:
     from service.auth import create_key
-    from service.cli_ops import post_sample_event
+    from service.cli.ops import post_sample_event
 
     with app.extensions["kwit"].sessions.begin() as session:
         backend = create_key(session, name="demo-backend", role=Role.BACKEND).token

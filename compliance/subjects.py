@@ -19,7 +19,7 @@ Erasure decisions:
   issued invoice (the invoice itself keeps its content).
 - An order with no paid payment, no invoice and no refund has no retention basis: it is
   deleted with its payments and webhook events.
-- A tenant retention policy stops counting (see ``invoicing.retention_tags``): only statutory
+- A tenant retention policy stops counting (see ``compliance.tags``): only statutory
   periods justify keeping data against an erasure request.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from invoicing.purge import active_holds, anonymise_order
-from invoicing.retention import RecordRef, Retention, RetentionEngine, held_by
-from invoicing.retention_tags import (
+from compliance.purge import active_holds, anonymise_order
+from compliance.retention import RecordRef, Retention, RetentionEngine, held_by
+from compliance.tags import (
     LOG_WINDOW_REASON,
     STUB_CODE,
     clip,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invoicing.retention import (
+from compliance.retention import (
     LegalHold,
     RecordRef,
     RetentionEngine,

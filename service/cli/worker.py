@@ -28,7 +28,7 @@ def worker(burst: bool, name: str | None) -> None:
     from rq import SimpleWorker
 
     from service.db import runtime
-    from service.jobs import install_job_context, periodic_tasks
+    from service.worker import install_job_context, periodic_tasks
 
     rt = runtime()
     if rt.queue is None or rt.redis is None:

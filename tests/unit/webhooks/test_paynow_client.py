@@ -13,7 +13,7 @@ import pytest
 import requests
 import responses
 
-from webhooks.paynow_api import (
+from webhooks.paynow_client import (
     PaynowAuthError,
     PaynowClient,
     PaynowConflictError,

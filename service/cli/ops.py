@@ -23,7 +23,7 @@ def sweep() -> None:
     from cron when Kwit runs without Redis.
     """
     from service.db import runtime
-    from service.jobs import sweep_once
+    from service.worker import sweep_once
 
     count = sweep_once(runtime())
     click.echo(f"Swept the outbox: {count} item(s) handed over.")

@@ -33,8 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from invoicing.blobs import BlobStore
-from invoicing.retention import LegalHold, RecordRef, RetentionEngine, held_by, select_expired
+from compliance.retention import LegalHold, RecordRef, RetentionEngine, held_by, select_expired
 from models import (
     AuditEntry,
     CustomerStub,
@@ -49,6 +48,7 @@ from models import (
     WebhookEvent,
 )
 from models import LegalHold as HoldRow
+from models.blobs import BlobStore
 
 __all__ = [
     "ANONYMISED_ITEM",

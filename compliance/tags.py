@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from invoicing.retention import Retention, RetentionEngine
+from compliance.retention import Retention, RetentionEngine
 from models import (
     CustomerStub,
     EventOutcome,

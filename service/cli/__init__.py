@@ -146,22 +146,14 @@ def keys_fernet() -> None:
 
 def _register_more() -> None:
     """Commands that live next to the thing they operate on."""
-    from service import (
-        cli_archive,
-        cli_emulate,
-        cli_ops,
-        cli_paynow,
-        cli_retention,
-        cli_worker,
-        demo,
-    )
+    from service.cli import archive, demo, emulate, ops, paynow, retention, worker
 
-    cli_worker.register(cli)
-    cli_archive.register(cli)
-    cli_ops.register(cli)
-    cli_paynow.register(cli)
-    cli_emulate.register(cli)
-    cli_retention.register(cli)
+    worker.register(cli)
+    archive.register(cli)
+    ops.register(cli)
+    paynow.register(cli)
+    emulate.register(cli)
+    retention.register(cli)
     cli.add_command(demo.demo)
 
 
