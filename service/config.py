@@ -10,7 +10,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -131,7 +131,6 @@ class Settings:
     retention_daily: bool = False
     log_level: str = "INFO"
     public_url: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def production(self) -> bool:

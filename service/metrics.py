@@ -26,9 +26,6 @@ WEBHOOK_LATENCY = Histogram(
     ["provider"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-ENQUEUE_FAILURES = Counter(
-    "kwit_enqueue_failures_total", "Jobs committed to the outbox but not handed to Redis"
-)
 
 
 def _registry() -> CollectorRegistry | None:

@@ -9,8 +9,3 @@ class PrincipalSchema(Schema):
     name = fields.String()
     role = fields.String()
     prefix = fields.String()
-
-
-class RetentionSchema(Schema):
-    retention_basis = fields.String(allow_none=True)
-    retain_until = fields.Date(allow_none=True)
