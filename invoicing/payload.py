@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from stdnum.pl import nip as pl_nip
 
 from invoicing.money import from_minor, split_gross, to_minor
+from models import VatRate
 
 __all__ = [
     "PAYMENT_METHODS",
@@ -49,13 +50,14 @@ __all__ = [
 ]
 
 WARSAW = ZoneInfo("Europe/Warsaw")
+# The VAT fraction of each rate; exempt and out-of-scope lines carry no VAT at all.
 VAT_RATES: dict[str, Decimal | None] = {
-    "23": Decimal("0.23"),
-    "8": Decimal("0.08"),
-    "5": Decimal("0.05"),
-    "0": Decimal("0.00"),
-    "zw": None,
-    "np": None,
+    VatRate.STANDARD: Decimal("0.23"),
+    VatRate.REDUCED_8: Decimal("0.08"),
+    VatRate.REDUCED_5: Decimal("0.05"),
+    VatRate.ZERO: Decimal("0.00"),
+    VatRate.EXEMPT: None,
+    VatRate.NOT_SUBJECT: None,
 }
 PAYMENT_METHODS = {"paynow": "ELE", "stripe": "KAR"}
 CORRECTION_REASONS = {"OBOW_RABAT", "ZWR_SPRZ_TOW", "ZWR_NAB_KWOT", "ZWR_NAB_ZAL", "PODW_CENY",

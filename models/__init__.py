@@ -13,6 +13,7 @@ from models.enums import (
     OutboxState,
     RefundStatus,
     Role,
+    VatRate,
 )
 from models.invoice import Invoice, Refund
 from models.order import Order, Payment
@@ -42,6 +43,7 @@ __all__ = [
     "Refund",
     "RefundStatus",
     "Role",
+    "VatRate",
     "WebhookEvent",
     "new_id",
     "utcnow",

@@ -11,6 +11,17 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+class VatRate(enum.StrEnum):
+    """The Polish VAT rates an invoice line can carry: percentages, exempt ("zw"), out of scope ("np")."""
+
+    STANDARD = "23"
+    REDUCED_8 = "8"
+    REDUCED_5 = "5"
+    ZERO = "0"
+    EXEMPT = "zw"
+    NOT_SUBJECT = "np"
+
+
 class OrderStatus(enum.StrEnum):
     PENDING = "pending"
     PAID = "paid"

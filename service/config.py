@@ -16,8 +16,11 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-VAT_RATES = ("23", "8", "5", "0", "zw", "np")
-RETENTION_PROFILES = ("PL", "DE", "generic")
+from compliance.retention import PRESETS
+from models import VatRate
+
+VAT_RATES = tuple(rate.value for rate in VatRate)
+RETENTION_PROFILES = PRESETS
 ENVIRONMENTS = ("development", "production", "test")
 
 # A fixed key for development and the demo only. Production refuses to start with it.
