@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,11 +33,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 IDLE_PING_AFTER = 10.0  # seconds
 
 
-def make_engine(url: str, *, idle_ping_after: float = IDLE_PING_AFTER, **kwargs: Any) -> sa.Engine:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a PostgreSQL connection may wait on the network or on one statement.
+
+    Without them a partitioned or hung server holds every request until gunicorn kills the
+    worker; with them the request fails fast and is answered 503, and the provider retries.
+    """
+
+    connect: float = 3.0  # seconds to establish a connection
+    statement: float = 30.0  # seconds one statement may run on the server (0: no limit)
+    # Seconds sent data may stay unacknowledged before the kernel drops the connection: what
+    # ends a request stuck on a black-holed server (keepalives only cover idle connections).
+    network: float = 10.0
+
+
+def _postgres_connect_args(url: str, timeouts: Timeouts) -> dict[str, Any]:
+    """libpq connection parameters; values given in the URL's query string take precedence."""
+    given = make_url(url).query
+    args: dict[str, Any] = {
+        "connect_timeout": max(1, round(timeouts.connect)),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(timeouts.network * 1000),
+    }
+    if timeouts.statement:
+        args["options"] = f"-c statement_timeout={round(timeouts.statement * 1000)}"
+    return {key: value for key, value in args.items() if key not in given}
+
+
+def make_engine(
+    url: str,
+    *,
+    idle_ping_after: float = IDLE_PING_AFTER,
+    timeouts: Timeouts | None = None,
+    **kwargs: Any,
+) -> sa.Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
 
     PostgreSQL connections that sat idle in the pool are pinged before use, so a restarted
-    server or a dropped connection costs a reconnect, not a failed request.
+    server or a dropped connection costs a reconnect, not a failed request; every connection
+    carries the connect, statement and network `timeouts`.
     """
     url = normalise_url(url)
     # Statement parameters never appear in error messages or logs: they can carry buyer data.
@@ -51,6 +90,11 @@ def make_engine(url: str, *, idle_ping_after: float = IDLE_PING_AFTER, **kwargs:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 10)
+        # Waiting longer for a pooled connection than a provider waits for its answer only
+        # turns a 503 into a timeout.
+        kwargs.setdefault("pool_timeout", 5)
+    connect_args = _postgres_connect_args(url, timeouts or Timeouts())
+    kwargs["connect_args"] = {**connect_args, **kwargs.get("connect_args", {})}
     engine = sa.create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, idle_ping_after)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from flask import Flask, request
 from flask_smorest import Api
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.config import Settings
 from service.runtime import Runtime
@@ -33,6 +34,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["kwit"] = Runtime.build(settings)
+    if settings.trusted_proxies:
+        # Behind N trusted proxies, the client's address is N hops back in X-Forwarded-For;
+        # audit rows and sign-in throttling must see it, not the load balancer's address.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     api = Api(app, spec_kwargs={"info": {"description": "Payment webhooks in, VAT invoices out."}})
     api.spec.components.security_scheme(

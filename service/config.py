@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from compliance.retention import PRESETS
 from models import VatRate
+from models.session import Timeouts
 
 VAT_RATES = tuple(rate.value for rate in VatRate)
 RETENTION_PROFILES = PRESETS
@@ -108,6 +109,8 @@ class Settings:
 
     env: str = "development"
     database_url: str = "sqlite:///kwit.db"
+    db_connect_timeout: float = 3.0
+    db_statement_timeout: float = 30.0
     redis_url: str | None = None
     queue_name: str = "kwit"
     encryption_keys: tuple[str, ...] = (DEV_ENCRYPTION_KEY,)
@@ -134,10 +137,15 @@ class Settings:
     retention_daily: bool = False
     log_level: str = "INFO"
     public_url: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def db_timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.db_connect_timeout, statement=self.db_statement_timeout)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +165,8 @@ class Settings:
         settings = cls(
             env=mode,
             database_url=_database_url(env.text("KWIT_DATABASE_URL", "sqlite:///kwit.db")),
+            db_connect_timeout=env.number("KWIT_DB_CONNECT_TIMEOUT", 3.0, minimum=1.0),
+            db_statement_timeout=env.number("KWIT_DB_STATEMENT_TIMEOUT", 30.0, minimum=0.0),
             redis_url=_redis_url(env.text("KWIT_REDIS_URL")),
             queue_name=env.text("KWIT_QUEUE_NAME", "kwit") or "kwit",
             encryption_keys=_fernet_keys(keys) if keys else (DEV_ENCRYPTION_KEY,),
@@ -192,6 +202,7 @@ class Settings:
             retention_daily=env.boolean("KWIT_RETENTION_DAILY", False),
             log_level=env.choice("KWIT_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             public_url=env.text("KWIT_PUBLIC_URL"),
+            trusted_proxies=env.integer("KWIT_TRUSTED_PROXIES", 0, minimum=0),
         )
         if settings.production:
             settings.require_production_secrets()

@@ -39,7 +39,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, timeouts=settings.db_timeouts)
         redis = None
         queue = None
         if settings.redis_url:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import models
-from models.session import make_engine
+from models.session import Timeouts, make_engine
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -27,7 +27,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    # A migration may rewrite a large table: no statement limit, only the network ones.
+    engine = make_engine(config.get_main_option("sqlalchemy.url"), timeouts=Timeouts(statement=0))
     try:
         with engine.connect() as conn:
             _run(conn)
