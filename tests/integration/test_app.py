@@ -1,5 +1,6 @@
 """The app factory: health, readiness, problem+json for every error, body limit, OpenAPI."""
 
+import io
 import logging
 
 import pytest
@@ -54,6 +55,28 @@ def test_body_over_one_mebibyte_is_413(client) -> None:
         "/webhooks/stripe", data=b"x" * (1024 * 1024 + 1), content_type="application/json"
     )
     assert_problem(response, 413)
+
+
+def chunked(client, path: str, body: bytes, **headers: str):  # type: ignore[no-untyped-def]
+    """POST `body` as a chunked request: no Content-Length, as a streaming client sends it."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json", **headers},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+@pytest.mark.parametrize("path", ["/webhooks/stripe", "/webhooks/paynow", "/v1/orders"])
+def test_chunked_body_over_one_mebibyte_is_413(client, path: str) -> None:
+    body = b'{"a":"' + b"x" * (1024 * 1024) + b'"}'
+    assert_problem(chunked(client, path, body, **{"Stripe-Signature": "t=1,v1=00"}), 413)
+
+
+def test_a_small_chunked_body_reaches_the_view_whole(client) -> None:
+    body = b'{"id": "evt_1", "type": "ping"}'
+    response = chunked(client, "/webhooks/stripe", body, **{"Stripe-Signature": "t=1,v1=00"})
+    assert assert_problem(response, 400)["reason"] == "mismatch"  # read, then verified
 
 
 def test_unhandled_exception_is_500_without_trace(app, caplog) -> None:
