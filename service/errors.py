@@ -9,6 +9,8 @@ from flask import Flask, Response, g, json
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from models.db_errors import describe
+
 log = logging.getLogger("kwit.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -98,7 +100,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> Response:
-        log.error("database unavailable", extra={"error": type(exc.orig).__name__})
+        log.error("database unavailable", extra=describe(exc))
         return problem(503, "The database is unavailable; retry later.")
 
     @app.errorhandler(DBAPIError)
@@ -106,7 +108,8 @@ def init_app(app: Flask) -> None:
         if exc.connection_invalidated:
             log.error("database connection lost")
             return problem(503, "The database is unavailable; retry later.")
-        log.exception("database error")
+        # Only the error's safe description: its message quotes the failing row.
+        log.error("database error", extra=describe(exc))
         return problem(500, "Internal error; it has been logged.")
 
     @app.errorhandler(Exception)
