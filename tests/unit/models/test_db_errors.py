@@ -32,12 +32,8 @@ def test_a_wrapped_driver_error_is_described_without_its_message() -> None:
 
 
 def test_a_database_error_is_found_down_the_cause_chain() -> None:
-    try:
-        try:
-            raise sqlite3.OperationalError("database is locked")
-        except sqlite3.OperationalError as inner:
-            raise RuntimeError("job failed") from inner
-    except RuntimeError as outer:
-        assert is_database_error(outer)
+    outer = RuntimeError("job failed")
+    outer.__cause__ = sqlite3.OperationalError("database is locked")
+    assert is_database_error(outer)
     assert not is_database_error(ValueError("not a database error"))
     assert not is_database_error(None)
