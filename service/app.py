@@ -17,7 +17,7 @@ MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: larger requests get 413 before any work i
 
 def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     """Build the app. `config` is Settings, a mapping of KWIT_* variables, or None (environment)."""
-    from service import db, errors, health, logs, metrics
+    from service import auth, db, errors, health, logs, metrics
     from service.api import blueprints as api_blueprints
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
@@ -61,6 +61,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
             request.get_data()
             request.stream.read(1)
 
+    auth.init_app(app, settings, app.extensions["kwit"].redis)
     app.register_blueprint(health.bp)
     metrics.init_app(app)
     logs.init_app(app)

@@ -138,6 +138,8 @@ class Settings:
     log_level: str = "INFO"
     public_url: str | None = None
     trusted_proxies: int = 0
+    auth_failure_limit: int = 10
+    auth_failure_window: int = 300
 
     @property
     def production(self) -> bool:
@@ -203,6 +205,8 @@ class Settings:
             log_level=env.choice("KWIT_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             public_url=env.text("KWIT_PUBLIC_URL"),
             trusted_proxies=env.integer("KWIT_TRUSTED_PROXIES", 0, minimum=0),
+            auth_failure_limit=env.integer("KWIT_AUTH_FAILURE_LIMIT", 10, minimum=1),
+            auth_failure_window=env.integer("KWIT_AUTH_FAILURE_WINDOW", 300, minimum=1),
         )
         if settings.production:
             settings.require_production_secrets()

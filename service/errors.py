@@ -19,11 +19,20 @@ PROBLEM_JSON = "application/problem+json"
 class ApiError(Exception):
     """An error a view raises on purpose: status, short title, detail and optional extras."""
 
-    def __init__(self, status: int, detail: str, *, title: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.title = title
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -94,7 +103,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return problem(exc.status, exc.detail, title=exc.title, **exc.extra)
+        response = problem(exc.status, exc.detail, title=exc.title, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     app.register_error_handler(HTTPException, _http_exception)
 

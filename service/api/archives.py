@@ -146,6 +146,7 @@ def _send(
                     details=details,
                     remote_addr=remote_addr,
                 )
+                audit_session.commit()
         except Exception:
             log.exception("could not write the archive.download audit row")
         if outcome == "complete":

@@ -120,6 +120,7 @@ def create_hold(body: dict[str, Any]) -> dict[str, Any]:
         f"legal_hold:{hold.id}",
         details=_details(hold),
     )
+    session.commit()
     return hold_view(hold)
 
 
@@ -153,6 +154,7 @@ def release_hold(hold_id: str) -> dict[str, Any]:
         f"legal_hold:{hold.id}",
         details=_details(hold),
     )
+    session.commit()
     return hold_view(hold)
 
 

@@ -210,6 +210,7 @@ def get_invoice_pdf(invoice_id: str) -> Response:
         invoice.id,
         details={"number": invoice.number, "sha256": invoice.pdf_sha256},
     )
+    session.commit()
     body = _checked(first, chunks, invoice.id, invoice.pdf_sha256)
     response = Response(body, mimetype="application/pdf")
     name = pdf_filename(invoice.number, invoice.id)

@@ -75,9 +75,11 @@ def export_subject(customer_ref: str) -> dict[str, Any]:
         data = export(session, rt.vault, customer_ref, engine=rt.retention)
     except UnknownSubject:
         audit(session, actor, "subject.export", customer_ref, details={"found": False})
+        session.commit()
         raise _unknown(customer_ref) from None
     details = {"found": True, "orders": len(data["orders"]), "restricted": data["restricted"]}
     audit(session, actor, "subject.export", customer_ref, details=details)
+    session.commit()
     return data
 
 
@@ -95,7 +97,9 @@ def erase_subject(customer_ref: str) -> dict[str, Any]:
     except UnknownSubject:
         session.rollback()
         audit(session, actor, "subject.erase", customer_ref, details={"found": False})
+        session.commit()
         raise _unknown(customer_ref) from None
     # The audit row commits together with the erasure.
     audit(session, actor, "subject.erase", customer_ref, details={"summary": report["summary"]})
+    session.commit()
     return report

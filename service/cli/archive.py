@@ -106,6 +106,7 @@ def _write(first: date, last: date, output: Path) -> ArchiveSummary:
         with rt.sessions() as audit_session:
             details = _details(summary, output, outcome)
             audit(audit_session, "cli", "archive.export", _object(first, last), details=details)
+            audit_session.commit()
     return summary
 
 
