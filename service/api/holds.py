@@ -1,6 +1,6 @@
 """Legal holds (admin): suspend deletion of records under audit, litigation or enforcement.
 
-A hold is a flag, not a date (shared/retention.md §0.6, Tax Ordinance art. 70 §2-§6): while it
+A hold is a flag, not a date (docs/retention-law.md §2.7, Tax Ordinance art. 70 §2-§6): while it
 is active the retention purge and GDPR erasure skip every record it covers. Releasing it makes
 those records eligible again by their own retain_until.
 """

@@ -1,0 +1,129 @@
+"""Legal holds: which records they cover (one implementation).
+
+A hold is a flag that suspends deletion, not a new date (docs/retention-law.md §2.7: Tax
+Ordinance art. 70 §2-§6, Civil Code art. 123; §3 for the German Ablaufhemmung). An operator
+places it with a reason and a reference; while it is active the purge skips every record it
+covers and a GDPR erasure restricts those records instead of deleting them. Releasing it makes
+them eligible again by their own ``retain_until``.
+
+Which records a hold covers, by scope:
+
+- ``all``: every record.
+- ``customer_ref``: every record of that customer's orders.
+- ``order``: the order and its payments, refunds, invoices and webhook events.
+- ``invoice``: the invoice itself, its corrections, and the payments, refunds, events and order
+  of its order. A correction inherits its original's hold: its original is
+  ``corrects_invoice_id``, or, before that is filled in at build time, the order's sale invoice
+  (the only invoice a correction can correct).
+
+The purge and the subject erasure ask ``hold_covers`` through the ``RecordRef`` of a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from models import InvoiceKind
+from models import LegalHold as HoldRow
+
+__all__ = [
+    "HOLD_SCOPES",
+    "LegalHold",
+    "RecordRef",
+    "active_holds",
+    "held_by",
+    "held_ids",
+    "hold_covers",
+    "invoice_ref",
+]
+
+HOLD_SCOPES = ("customer_ref", "order", "invoice", "all")
+_INVOICE_KINDS = ("invoice", "correction_invoice")
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """What hold matching and the purge selection need to know about a stored row."""
+
+    kind: str
+    id: str
+    retain_until: date | None
+    customer_ref: str | None = None
+    order_id: str | None = None
+    invoice_id: str | None = None  # the order's sale invoice; for a correction: its original
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """An active legal hold (``legal_holds`` row): scope and value."""
+
+    scope: str
+    value: str | None = None
+
+    def covers(self, ref: RecordRef) -> bool:
+        """Whether this hold covers ``ref`` (see ``hold_covers``)."""
+        return hold_covers(self.scope, self.value, ref)
+
+
+def hold_covers(hold_scope: str, hold_value: str | None, ref: RecordRef) -> bool:
+    """Whether a legal hold with ``hold_scope``/``hold_value`` covers ``ref``.
+
+    An unknown scope, or a missing value for a scoped hold, raises ValueError. A malformed hold
+    then stops the purge rather than letting rows be deleted.
+    """
+    if hold_scope == "all":
+        return True
+    if hold_scope not in HOLD_SCOPES:
+        raise ValueError(f"unknown legal hold scope {hold_scope!r}; expected one of {HOLD_SCOPES}")
+    if not hold_value:
+        raise ValueError(f"a {hold_scope!r} legal hold needs a value")
+    if hold_scope == "customer_ref":
+        return ref.customer_ref == hold_value
+    if hold_scope == "order":
+        return hold_value == ref.order_id or (ref.kind == "order" and ref.id == hold_value)
+    own = ref.kind in _INVOICE_KINDS and ref.id == hold_value
+    return hold_value == ref.invoice_id or own
+
+
+def held_by(holds: Iterable[LegalHold]) -> Callable[[RecordRef], bool]:
+    """A ``held`` predicate (for the purge decision and the erasure) from the active holds."""
+    active = tuple(holds)
+    return lambda ref: any(h.covers(ref) for h in active)
+
+
+def held_ids(holds: Iterable[LegalHold], refs: Iterable[RecordRef]) -> set[str]:
+    """Ids of the ``refs`` that any of ``holds`` covers."""
+    held = held_by(holds)
+    return {ref.id for ref in refs if held(ref)}
+
+
+def active_holds(session: Session) -> list[LegalHold]:
+    """The legal holds not released yet (released holds no longer suspend deletion)."""
+    rows = session.execute(
+        sa.select(HoldRow.scope, HoldRow.scope_value).where(HoldRow.released_at.is_(None))
+    )
+    return [LegalHold(scope.value, value) for scope, value in rows]
+
+
+def invoice_ref(
+    invoice_id: str,
+    kind: InvoiceKind,
+    retain_until: date | None,
+    *,
+    order_id: str,
+    customer_ref: str | None,
+    corrects_invoice_id: str | None,
+    sale_invoice_id: str | None,
+) -> RecordRef:
+    """The ``RecordRef`` of an invoice row; a correction points at its original."""
+    if kind is InvoiceKind.CORRECTION:
+        original = corrects_invoice_id or sale_invoice_id
+        return RecordRef(
+            "correction_invoice", invoice_id, retain_until, customer_ref, order_id, original
+        )
+    return RecordRef("invoice", invoice_id, retain_until, customer_ref, order_id)
