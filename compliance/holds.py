@@ -1,4 +1,4 @@
-"""Legal holds: which records they cover (one implementation).
+"""Legal holds: placing and releasing them, and which records they cover (one implementation).
 
 A hold is a flag that suspends deletion, not a new date (docs/retention-law.md §2.7: Tax
 Ordinance art. 70 §2-§6, Civil Code art. 123; §3 for the German Ablaufhemmung). An operator
@@ -24,16 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from models import Invoice, InvoiceKind, Order
+from models import HoldScope, Invoice, InvoiceKind, Order
 from models import LegalHold as HoldRow
 
 __all__ = [
     "HOLD_SCOPES",
+    "HoldError",
     "LegalHold",
     "RecordRef",
     "active_holds",
@@ -42,11 +43,24 @@ __all__ = [
     "held_invoice_ids",
     "hold_covers",
     "invoice_ref",
+    "place_hold",
+    "release_hold",
 ]
 
 HOLD_SCOPES = ("customer_ref", "order", "invoice", "all")
 _INVOICE_KINDS = ("invoice", "correction_invoice")
 _CHUNK = 500
+
+
+class HoldError(Exception):
+    """A hold cannot be placed or released; ``reason`` says why.
+
+    Reasons: ``not_found``, ``already_released``, ``value_required``, ``value_not_allowed``.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -170,3 +184,54 @@ def _order_context(session: Session, order_ids: Sequence[str]) -> dict[str, tupl
         )
         out.update({oid: (customer, sale_id) for oid, customer, sale_id in session.execute(stmt)})
     return out
+
+
+# --- placing and releasing -------------------------------------------------------------------
+
+
+def place_hold(
+    session: Session,
+    *,
+    scope: str,
+    value: str | None,
+    reason: str,
+    reference: str | None,
+    actor: str,
+    now: datetime,
+) -> HoldRow:
+    """Put the records of ``scope``/``value`` on legal hold. Flushes; the caller commits."""
+    if scope == HoldScope.ALL.value and value:
+        raise HoldError("An `all` hold takes no value.", reason="value_not_allowed")
+    if scope != HoldScope.ALL.value and not value:
+        raise HoldError(f"A `{scope}` hold needs a value.", reason="value_required")
+    hold = HoldRow(
+        scope=HoldScope(scope),
+        scope_value=value,
+        reason=reason.strip(),
+        reference=reference,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(hold)
+    session.flush()
+    return hold
+
+
+def release_hold(session: Session, hold_id: str, *, actor: str, now: datetime) -> HoldRow:
+    """Release a hold; its records become eligible again by their own dates.
+
+    Releasing a released hold raises ``HoldError`` (``already_released``): the first release
+    (who and when) is never overwritten. The row is locked so two releases cannot both win.
+    """
+    hold = session.get(HoldRow, hold_id, with_for_update=True)
+    if hold is None:
+        raise HoldError(f"No legal hold {hold_id!r}.", reason="not_found")
+    if hold.released_at is not None:
+        raise HoldError(
+            f"Legal hold {hold_id!r} was already released at {hold.released_at.isoformat()} "
+            f"by {hold.released_by}.",
+            reason="already_released",
+        )
+    hold.released_at = now
+    hold.released_by = actor
+    return hold
