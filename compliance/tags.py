@@ -1,10 +1,11 @@
-"""Retention tags for everything linked to one order (shared/retention.md §5, worked examples §6).
+"""Retention tags for everything linked to one order: ``retention_basis`` and ``retain_until``.
 
 ``retag_order`` recomputes ``retention_basis`` and ``retain_until`` for an order, its paid
 payments, completed refunds, issued invoices (sale invoices extended by their corrections,
-§0.5) and its webhook events, and writes them. A row whose clock has not started (unpaid
-payment, refund in progress, invoice not issued yet) stays untagged: NULL means "keep, basis
-unknown" and the purge never selects it.
+docs/retention-law.md §2.6) and its webhook events, and writes them. A row whose clock has not
+started (unpaid payment, refund in progress, invoice not issued yet) stays untagged: NULL means
+"keep, basis unknown" and the purge never selects it. The dates reproduce the worked examples
+of docs/retention-law.md §8 (tests/integration/test_retention_tags.py).
 
 Decisions (review with the tax adviser / DPO):
 
@@ -16,13 +17,13 @@ Decisions (review with the tax adviser / DPO):
 - Tax point of an invoice: the later of sale date and issue date. The real VAT tax point
   (VAT Act art. 19a) may be either; taking the later one can only lengthen retention.
 - A webhook event that applied a transition (outcome ``applied``) keeps its id with the paid
-  payment it belongs to (§4, ``webhook_event_linked``); every other event gets the rolling
-  90-day rule.
+  payment it belongs to (retention-law.md §6, ``webhook_event_linked``); every other event
+  gets the rolling 90-day rule.
 - After a GDPR erasure request (order ``restricted_at`` set) an internal policy no longer counts
   for the order, payments, refunds and invoices: art. 17(3) exempts only legal obligations and
   legal claims, not a business preference. Those rows are recomputed with the statutory rules
   alone, newly tagged rows inherit the restriction, and the customer stub is extended to cover
-  them (§5 customer_profile_after_deletion).
+  them (retention-law.md §5.6 step 4).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from compliance.restriction import restriction_reason
 from compliance.retention import Retention, RetentionEngine
+from compliance.statutes import day_of
 from models import (
     CustomerStub,
     EventOutcome,
@@ -48,33 +51,15 @@ from models import (
 )
 
 __all__ = [
-    "LOG_WINDOW_REASON",
     "STUB_CODE",
     "OrderRetention",
     "compute_order",
     "linked_records",
-    "restriction_reason",
     "retag_order",
-    "statutory_engine",
     "tag_webhook_event",
 ]
 
-REASON_MAX = 255  # restriction_reason column
 STUB_CODE = "GDPR_17_3_B_STUB"
-# retention.md §2 step 5: logs keep their short rolling window, not extended by a request.
-LOG_WINDOW_REASON = "rolling log window (GDPR art. 5(1)(e), 6(1)(f)); not extended"
-# Codes that rest on a legal obligation (GDPR art. 17(3)(b)); everything else kept for a
-# record of ours rests on legal claims (art. 17(3)(e), Civil Code art. 118).
-_OBLIGATION_PREFIXES = (
-    "PL_VAT",
-    "PL_OP",
-    "PL_UOR",
-    "DE_",
-    "GEN_VAT",
-    "GEN_ACCT",
-    "LINKED_CORRECTION",
-    "LINKED_INVOICE",
-)
 
 
 @dataclass
@@ -88,65 +73,23 @@ class OrderRetention:
     events: dict[str, Retention] = field(default_factory=dict)
 
     def dated(self) -> list[Retention]:
-        """Retentions of the order, payments, refunds and invoices (the stub's links, §5)."""
+        """Retentions of the order, payments, refunds and invoices (the stub's links)."""
         rows = [*self.payments.values(), *self.refunds.values(), *self.invoices.values()]
         return ([self.order] if self.order else []) + rows
-
-
-def statutory_engine(engine: RetentionEngine) -> RetentionEngine:
-    """The same configuration without the tenant policy (what art. 17(3) can rely on)."""
-    if not engine.policy.rules:
-        return engine
-    return RetentionEngine(
-        engine.preset,
-        income_tax_overlay=engine.income_tax_overlay,
-        books=engine.books,
-        quarterly_vat=engine.quarterly_vat,
-        tax_regime=engine.tax_regime,
-        fiscal_year_end_month=engine.fiscal_year_end_month,
-    )
 
 
 def tag_webhook_event(
     engine: RetentionEngine, received_at: datetime | date, payment: Retention | None = None
 ) -> tuple[str, date]:
-    """(basis, retain_until) of a webhook event: 90 days, or with its applied payment (§4)."""
+    """(basis, retain_until) of a webhook event: 90 days, or with its applied payment.
+
+    See docs/retention-law.md §6.
+    """
     if payment is None:
         result = engine.webhook_event(received_at=received_at)
     else:
         result = engine.webhook_event_linked(received_at, payment)
     return result.code, result.until
-
-
-def restriction_reason(engine: RetentionEngine, code: str | None) -> str:
-    """Why a record is kept after an erasure request: the art. 17(3) ground and the statute."""
-    if not code:
-        return "GDPR art. 17(3)(b): retention basis not established yet"
-    parts = code.split("+")
-    if all(p.startswith("GDPR_5_1_E") for p in parts):
-        return LOG_WINDOW_REASON  # a log, not an art. 17(3) exemption
-    if any(p.startswith(_OBLIGATION_PREFIXES) for p in parts):
-        ground = "17(3)(b)"
-    elif "LINKED_PAYMENT" in parts:
-        ground = "17(3)(b),(e)"  # the event id follows its payment's own ground
-    else:
-        ground = "17(3)(e)"
-    try:
-        text = engine.describe(code)
-    except KeyError:
-        text = code
-    return clip(f"GDPR art. {ground}: {text}")
-
-
-def clip(text: str, limit: int = REASON_MAX) -> str:
-    """Shorten ``text`` to fit a column, marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _day(value: datetime | date) -> date:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    return value
 
 
 Linked = tuple[list[Payment], list[Refund], list[Invoice], list[WebhookEvent]]
@@ -163,7 +106,7 @@ def compute_order(
     if order is None:
         raise LookupError(f"no order {order_id!r}")
     # Art. 17(3): after an erasure request only statutory rules keep the records.
-    floor = statutory_engine(engine) if order.restricted_at else engine
+    floor = engine.without_policy() if order.restricted_at else engine
     consumer = order.buyer_type == "consumer"
     payments, refunds, invoices, events = linked or linked_records(session, order)
     out = OrderRetention()
@@ -181,7 +124,7 @@ def compute_order(
             issue_date=i.issue_date,
             tax_point=_tax_point(i),
             ksef_accepted=bool(i.ksef_number),
-            # §0.5: the original is kept at least as long as each of its corrections.
+            # retention-law.md §2.6: the original is kept at least as long as each correction.
             corrections=[
                 corrections[c.id]
                 for c in issued
@@ -196,14 +139,14 @@ def compute_order(
 
     paid = [p for p in payments if p.paid_at is not None]
     done = [r for r in refunds if r.status == RefundStatus.SUCCESSFUL]
-    days = [_day(p.paid_at) for p in paid if p.paid_at] + [_refund_day(r) for r in done]
+    days = [day_of(p.paid_at) for p in paid if p.paid_at] + [_refundday_of(r) for r in done]
     anchor = max(days) if days else None
     if paid and anchor is not None:
         out.order = floor.order(anchor=anchor, consumer=consumer)
         for p in paid:
             assert p.paid_at is not None
             out.payments[p.id] = floor.payment(
-                paid_at=_day(p.paid_at), consumer=consumer, contract_anchor=anchor, invoice=sale
+                paid_at=day_of(p.paid_at), consumer=consumer, contract_anchor=anchor, invoice=sale
             )
     for r in done:
         correction = next(
@@ -211,7 +154,7 @@ def compute_order(
             None,
         )
         out.refunds[r.id] = floor.refund(
-            refunded_at=_refund_day(r), consumer=consumer, correction=correction
+            refunded_at=_refundday_of(r), consumer=consumer, correction=correction
         )
 
     by_pid = {p.provider_payment_id: out.payments[p.id] for p in paid}
@@ -267,7 +210,7 @@ def _write(row: Order | Payment | Refund | Invoice | WebhookEvent, tag: Retentio
 
 
 def _extend_stub(session: Session, customer_ref: str, linked: list[Retention]) -> None:
-    """§5: the stub lives until its last linked retained record expires."""
+    """The stub lives until its last linked retained record expires (retention-law.md §5.6)."""
     stub = session.get(CustomerStub, customer_ref)
     if stub is None or not linked:
         return
@@ -282,8 +225,8 @@ def _tax_point(invoice: Invoice) -> date:
     return max(invoice.issue_date, invoice.sale_date or invoice.issue_date)
 
 
-def _refund_day(refund: Refund) -> date:
-    return _day(refund.completed_at or refund.updated_at)
+def _refundday_of(refund: Refund) -> date:
+    return day_of(refund.completed_at or refund.updated_at)
 
 
 def linked_records(session: Session, order: Order) -> Linked:

@@ -1,8 +1,9 @@
 """Legal holds (admin): suspend deletion of records under audit, litigation or enforcement.
 
-A hold is a flag, not a date (shared/retention.md §0.6, Tax Ordinance art. 70 §2-§6): while it
+A hold is a flag, not a date (docs/retention-law.md §2.7, Tax Ordinance art. 70 §2-§6): while it
 is active the retention purge and GDPR erasure skip every record it covers. Releasing it makes
-those records eligible again by their own retain_until.
+those records eligible again by their own retain_until. Placing, releasing and what a hold
+covers live in ``compliance.holds``; this module maps them to HTTP and writes the audit rows.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from compliance import holds
+from compliance.holds import HoldError
 from models import HoldScope, LegalHold, Role, utcnow
 from service.auth import audit, current_principal, require_role
 from service.db import get_session
@@ -89,6 +92,17 @@ def hold_view(hold: LegalHold) -> dict[str, Any]:
     }
 
 
+_STATUS = {"not_found": 404, "already_released": 409}
+_TITLE = {"already_released": "Already released"}
+
+
+def _http(exc: HoldError) -> ApiError:
+    """The problem+json answer for a domain error of ``compliance.holds``."""
+    return ApiError(
+        _STATUS.get(exc.reason, 422), str(exc), title=_TITLE.get(exc.reason), reason=exc.reason
+    )
+
+
 def _details(hold: LegalHold) -> dict[str, Any]:
     return {"scope": hold.scope.value, "value": hold.scope_value, "reference": hold.reference}
 
@@ -102,16 +116,18 @@ def create_hold(body: dict[str, Any]) -> dict[str, Any]:
     """Put records on legal hold: nothing they cover is purged or erased until released."""
     session = get_session()
     principal = current_principal()
-    hold = LegalHold(
-        scope=HoldScope(body["scope"]),
-        scope_value=body["value"],
-        reason=body["reason"].strip(),
-        reference=body["reference"],
-        created_by=principal.actor,
-        created_at=utcnow(),
-    )
-    session.add(hold)
-    session.flush()
+    try:
+        hold = holds.place_hold(
+            session,
+            scope=body["scope"],
+            value=body["value"],
+            reason=body["reason"],
+            reference=body["reference"],
+            actor=principal.actor,
+            now=utcnow(),
+        )
+    except HoldError as exc:
+        raise _http(exc) from None
     # The audit row commits together with the hold.
     audit(
         session,
@@ -135,18 +151,10 @@ def release_hold(hold_id: str) -> dict[str, Any]:
     """
     session = get_session()
     principal = current_principal()
-    hold = session.get(LegalHold, hold_id, with_for_update=True)
-    if hold is None:
-        raise ApiError(404, f"No legal hold {hold_id!r}.")
-    if hold.released_at is not None:
-        raise ApiError(
-            409,
-            f"Legal hold {hold_id!r} was already released at {hold.released_at.isoformat()} "
-            f"by {hold.released_by}.",
-            title="Already released",
-        )
-    hold.released_at = utcnow()
-    hold.released_by = principal.actor
+    try:
+        hold = holds.release_hold(session, hold_id, actor=principal.actor, now=utcnow())
+    except HoldError as exc:
+        raise _http(exc) from None
     audit(
         session,
         principal.actor,

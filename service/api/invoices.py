@@ -18,8 +18,9 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from compliance.holds import held_invoice_ids
 from invoicing.archive import pdf_filename
-from models import Invoice, InvoiceState, LegalHold, Order, Role
+from models import Invoice, InvoiceState, Role
 from models.blobs import BlobNotFound
 from service.auth import audit, current_principal, require_role
 from service.db import get_session, runtime
@@ -92,32 +93,6 @@ def _decode_cursor(cursor: str) -> str:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         raise ApiError(400, "The cursor is not one this API returned.")
-
-
-def held_invoice_ids(session: sa.orm.Session, invoices: list[Invoice]) -> set[str]:
-    """Which of these invoices are covered by an active legal hold (any scope)."""
-    holds = session.scalars(sa.select(LegalHold).where(LegalHold.released_at.is_(None))).all()
-    if not holds:
-        return set()
-    if any(h.scope.value == "all" for h in holds):
-        return {i.id for i in invoices}
-    order_ids = {i.order_id for i in invoices}
-    customers = dict(
-        session.execute(
-            sa.select(Order.id, Order.customer_ref).where(Order.id.in_(order_ids))
-        ).all()
-    )
-    held: set[str] = set()
-    for invoice in invoices:
-        for hold in holds:
-            value = hold.scope_value
-            if (
-                (hold.scope.value == "invoice" and value == invoice.id)
-                or (hold.scope.value == "order" and value == invoice.order_id)
-                or (hold.scope.value == "customer_ref" and value == customers.get(invoice.order_id))
-            ):
-                held.add(invoice.id)
-    return held
 
 
 def invoice_view(invoice: Invoice, *, held: bool) -> dict[str, Any]:

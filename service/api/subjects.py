@@ -1,7 +1,8 @@
 """GDPR data-subject requests by customer_ref (admin): export (art. 15/20) and erasure (art. 17).
 
 Both are audit-logged with their own action (``subject.export``, ``subject.erase``). The work is
-done by ``compliance.subjects``; this module maps it to HTTP.
+done by ``compliance.subject_export`` and ``compliance.subject_erase`` (the procedure is in
+docs/retention-law.md §5.6); this module maps it to HTTP.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from compliance.subjects import UnknownSubject, erase, export
+from compliance.subject_erase import erase
+from compliance.subject_export import UnknownSubject, export
 from models import Role, utcnow
 from service.auth import audit, current_principal, require_role
 from service.db import get_session, runtime

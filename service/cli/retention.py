@@ -1,4 +1,7 @@
-"""`kwit retention run|table`: thin wrappers over ``service.retention_ops`` (STYLE §8.20)."""
+"""`kwit retention run|table`: thin wrappers over the compliance purge and rule table.
+
+What is kept and why is explained in docs/retention-law.md; `table` writes docs/retention.md.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from service.retention_ops import format_report, render_retention_doc, run_retention
+from compliance.purge_report import format_report
+from compliance.retention_doc import render_retention_doc
+from service.retention_ops import run_retention
 
 __all__ = ["register", "retention_group", "run_retention"]
 

@@ -134,3 +134,35 @@ def test_a_hold_made_through_the_api_stops_the_purge_until_released(client, app,
     assert planned()["deleted"] == 0
     client.delete(f"/v1/legal-holds/{hold['id']}", headers=admin)
     assert planned()["deleted"] == 1
+
+
+def test_hold_domain_errors_carry_a_reason(app) -> None:
+    from compliance.holds import HoldError, place_hold, release_hold
+    from models import utcnow
+
+    rt = app.extensions["kwit"]
+    with rt.sessions() as s:
+        for scope, value, reason in (
+            ("all", "x", "value_not_allowed"),
+            ("order", None, "value_required"),
+        ):
+            with pytest.raises(HoldError) as err:
+                place_hold(
+                    s,
+                    scope=scope,
+                    value=value,
+                    reason="audit",
+                    reference=None,
+                    actor="t",
+                    now=utcnow(),
+                )
+            assert err.value.reason == reason
+        hold = place_hold(
+            s, scope="order", value="o-1", reason=" audit ", reference=None, actor="t", now=utcnow()
+        )
+        assert hold.reason == "audit"
+        release_hold(s, hold.id, actor="t", now=utcnow())
+        for hold_id, reason in ((hold.id, "already_released"), ("nope", "not_found")):
+            with pytest.raises(HoldError) as err:
+                release_hold(s, hold_id, actor="t", now=utcnow())
+            assert err.value.reason == reason

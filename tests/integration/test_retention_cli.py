@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from compliance.retention import RetentionEngine
+from compliance.retention_doc import render_retention_doc
 from compliance.tags import retag_order
 from models import AuditEntry, Invoice, Order, Payment
 from service.cli import cli
-from service.retention_ops import render_retention_doc, run_retention
+from service.retention_ops import run_retention
 from tests.factories import make_issued_invoice
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from compliance import purge
-from compliance.purge import ANONYMISED_ITEM
+from compliance.purge_plan import ANONYMISED_ITEM
 from compliance.tags import retag_order
 from models import (
     AuditEntry,

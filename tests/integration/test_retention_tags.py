@@ -1,4 +1,4 @@
-"""retag_order writes the worked-example dates (shared/retention.md §6) on SQLite and PostgreSQL."""
+"""retag_order writes the worked-example dates (docs/retention-law.md §8) on SQLite and PostgreSQL."""
 
 from datetime import UTC, date, datetime
 

@@ -5,8 +5,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from compliance.subjects import BILLING_KEPT, UnknownSubject, erase, export
-from compliance.tags import LOG_WINDOW_REASON, retag_order
+from compliance.restriction import LOG_WINDOW_REASON
+from compliance.subject_erase import BILLING_KEPT, erase
+from compliance.subject_export import UnknownSubject, export
+from compliance.tags import retag_order
 from models import (
     AuditEntry,
     CustomerStub,

@@ -5,7 +5,8 @@ from datetime import date
 
 import pytest
 
-from compliance.policy import PolicyError, PolicyRule, basis_text, parse_policy
+from compliance.basis_codes import basis_text
+from compliance.policy import PolicyError, PolicyRule, parse_policy
 from compliance.retention import RetentionEngine, load_policy
 
 D = date

@@ -1,12 +1,20 @@
 """The pure purge decision: dates, holds, what blocks a deletion, anonymisation, PDFs."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
-from compliance.purge import ANONYMISED_ITEM, KINDS, Snapshot, decide, is_anonymised
-from compliance.retention import LegalHold, RecordRef, held_by
+from compliance.holds import LegalHold, RecordRef, held_by
+from compliance.purge_plan import (
+    ANONYMISED_ITEM,
+    KINDS,
+    Snapshot,
+    decide,
+    is_anonymised,
+    select_expired,
+)
 
+D = date
 UNTIL = date(2032, 12, 31)
 BEFORE, ON, AFTER = date(2032, 12, 30), UNTIL, date(2033, 1, 1)
 NOBODY = held_by([])
@@ -162,3 +170,31 @@ def test_is_anonymised_recognises_only_fully_anonymised_orders() -> None:
     assert not is_anonymised(False, None, done)
     assert not is_anonymised(True, "https://shop.example/return", done)
     assert not is_anonymised(True, None, [{"name": "Pro plan", "quantity": 1}])
+
+
+# --- select_expired: the date step of the decision ----------------------------------------
+
+
+def test_select_expired_boundaries():
+    until = D(2032, 12, 31)
+    rows = [RecordRef("invoice", str(i), until) for i in range(3)]
+    never = lambda _: False  # noqa: E731
+    assert select_expired(rows, today=until - timedelta(days=1), held=never) == []
+    assert select_expired(rows, today=until, held=never) == []  # kept through the day itself
+    assert select_expired(rows, today=until + timedelta(days=1), held=never) == rows
+
+
+def test_select_expired_skips_held_and_undated_rows_and_keeps_order():
+    a = RecordRef("payment", "a", D(2030, 1, 1), customer_ref="cus_1")
+    b = RecordRef("payment", "b", D(2030, 1, 1), customer_ref="cus_2")
+    c = RecordRef("payment", "c", None)
+    d = RecordRef("order", "d", D(2029, 1, 1))
+    held = held_by([LegalHold("customer_ref", "cus_1")])
+    assert select_expired([d, a, b, c], today=D(2031, 1, 1), held=held) == [d, b]
+
+
+def test_held_predicate_is_only_asked_about_expired_rows():
+    asked = []
+    rows = [RecordRef("order", "old", D(2020, 1, 1)), RecordRef("order", "new", D(2040, 1, 1))]
+    select_expired(rows, today=D(2030, 1, 1), held=lambda r: asked.append(r.id) or False)
+    assert asked == ["old"]

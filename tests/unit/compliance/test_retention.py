@@ -1,28 +1,15 @@
-"""Retention engine: date functions, worked examples of shared/retention.md §6, purge selection."""
+"""Retention engine: the worked examples of docs/retention-law.md §8, presets, options, codes."""
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compliance.retention import (
-    LegalHold,
-    RecordRef,
-    RetentionEngine,
-    de_retain,
-    eoy,
-    fiscal_year_end,
-    held_by,
-    hold_covers,
-    pl_acct_retain,
-    pl_civil_retain,
-    pl_income_retain,
-    pl_vat_deadline,
-    pl_vat_retain,
-    rolling,
-    select_expired,
-)
+from compliance.holds import LegalHold, RecordRef, held_by
+from compliance.purge_plan import select_expired
+from compliance.retention import RetentionEngine
+from compliance.statutes import de_retain, pl_vat_retain, rolling
 
 VAT = "PL_VAT_112+OP_70_1"
 CIT = "PL_OP_86+CIT_27"
@@ -39,53 +26,7 @@ def codes(retention):
     return {c.code: c.until for c in retention.candidates}
 
 
-# --- §5a date functions and the check run ------------------------------------------------------
-
-
-def test_check_run_values_of_5a():
-    assert pl_vat_deadline(D(2026, 12, 15)) == D(2027, 1, 25)
-    assert pl_vat_retain(D(2026, 12, 15)) == D(2032, 12, 31)
-    assert pl_vat_retain(D(2026, 6, 10)) == D(2031, 12, 31)
-    assert pl_income_retain(D(2026, 12, 31)) == D(2032, 12, 31)
-    assert pl_acct_retain(D(2026, 12, 31)) == D(2031, 12, 31)
-    assert pl_vat_deadline(D(2026, 11, 3), quarterly=True) == D(2027, 1, 25)
-    assert pl_vat_retain(D(2026, 11, 3), quarterly=True) == D(2032, 12, 31)
-    assert pl_vat_retain(D(2026, 9, 30), quarterly=True) == D(2031, 12, 31)
-    assert pl_income_retain(D(2027, 6, 30)) == D(2032, 12, 31)
-
-
-def test_vat_deadline_is_25th_of_month_after_period():
-    assert pl_vat_deadline(D(2026, 6, 10)) == D(2026, 7, 25)
-    assert pl_vat_deadline(D(2026, 1, 31)) == D(2026, 2, 25)
-    assert pl_vat_deadline(D(2026, 2, 10), quarterly=True) == D(2026, 4, 25)
-
-
-def test_pit_deadline_is_30_april_next_year():
-    assert pl_income_retain(D(2026, 12, 31), "PIT") == D(2032, 12, 31)
-    with pytest.raises(ValueError, match="tax regime"):
-        pl_income_retain(D(2026, 12, 31), "VAT")
-
-
-def test_civil_rule_counts_whole_years_to_31_december():
-    assert pl_civil_retain(D(2028, 8, 20), consumer=True) == D(2034, 12, 31)
-    assert pl_civil_retain(D(2028, 1, 1), consumer=False) == D(2031, 12, 31)
-    assert eoy(2030) == D(2030, 12, 31)
-
-
-def test_fiscal_year_end_for_calendar_and_june_years():
-    assert fiscal_year_end(D(2026, 6, 10)) == D(2026, 12, 31)
-    assert fiscal_year_end(D(2026, 8, 10), 6) == D(2027, 6, 30)
-    assert fiscal_year_end(D(2027, 6, 30), 6) == D(2027, 6, 30)
-    assert fiscal_year_end(D(2027, 1, 15), 2) == D(2027, 2, 28)
-
-
-def test_rolling_accepts_dates_and_aware_timestamps_in_utc():
-    assert rolling(D(2026, 11, 23), 90) == D(2027, 2, 21)
-    warsaw_midnight = datetime(2026, 11, 24, 0, 30, tzinfo=timezone(timedelta(hours=1)))
-    assert rolling(warsaw_midnight, 0) == D(2026, 11, 23)
-
-
-# --- §6 worked examples ------------------------------------------------------------------------
+# --- worked examples (docs/retention-law.md §8) ------------------------------------------
 
 
 def test_example_1_december_invoice(pl):
@@ -378,7 +319,7 @@ configs = st.fixed_dictionaries(
 
 @given(day=days)
 def test_default_pl_invoice_of_year_y_is_kept_to_end_of_y_plus_6(day):
-    # retention.md §0.4: with the income-tax overlay, every sales invoice of Y → 31 Dec Y+6.
+    # retention-law.md §2.2: with the income-tax overlay, every sales invoice of Y → 31 Dec Y+6.
     assert RetentionEngine().invoice(issue_date=day).until == D(day.year + 6, 12, 31)
 
 
@@ -396,60 +337,3 @@ def test_until_is_the_max_and_codes_fit_the_column(day, later, config, consumer)
         assert r.until.day == 31
         assert len(r.code) <= 64
         assert engine.describe(r.code) == r.text
-
-
-# --- purge selection and legal holds -----------------------------------------------------------
-
-
-def test_select_expired_boundaries():
-    until = D(2032, 12, 31)
-    rows = [RecordRef("invoice", str(i), until) for i in range(3)]
-    never = lambda _: False  # noqa: E731
-    assert select_expired(rows, today=until - timedelta(days=1), held=never) == []
-    assert select_expired(rows, today=until, held=never) == []  # kept through the day itself
-    assert select_expired(rows, today=until + timedelta(days=1), held=never) == rows
-
-
-def test_select_expired_skips_held_and_undated_rows_and_keeps_order():
-    a = RecordRef("payment", "a", D(2030, 1, 1), customer_ref="cus_1")
-    b = RecordRef("payment", "b", D(2030, 1, 1), customer_ref="cus_2")
-    c = RecordRef("payment", "c", None)
-    d = RecordRef("order", "d", D(2029, 1, 1))
-    held = held_by([LegalHold("customer_ref", "cus_1")])
-    assert select_expired([d, a, b, c], today=D(2031, 1, 1), held=held) == [d, b]
-
-
-def test_held_predicate_is_only_asked_about_expired_rows():
-    asked = []
-    rows = [RecordRef("order", "old", D(2020, 1, 1)), RecordRef("order", "new", D(2040, 1, 1))]
-    select_expired(rows, today=D(2030, 1, 1), held=lambda r: asked.append(r.id) or False)
-    assert asked == ["old"]
-
-
-def test_hold_covers_each_scope():
-    payment = RecordRef(
-        "payment",
-        "pay-1",
-        D(2030, 1, 1),
-        customer_ref="cus_1",
-        order_id="ord-1",
-        invoice_id="inv-1",
-    )
-    order = RecordRef("order", "ord-1", D(2030, 1, 1))
-    correction = RecordRef("correction_invoice", "cor-1", D(2030, 1, 1), invoice_id="inv-1")
-    assert hold_covers("all", None, payment)
-    assert hold_covers("customer_ref", "cus_1", payment)
-    assert not hold_covers("customer_ref", "cus_2", payment)
-    assert hold_covers("order", "ord-1", payment)
-    assert hold_covers("order", "ord-1", order)
-    assert not hold_covers("order", "ord-2", order)
-    assert hold_covers("invoice", "inv-1", correction)
-    assert hold_covers("invoice", "cor-1", correction)
-    assert not hold_covers("invoice", "inv-1", order)
-
-
-@pytest.mark.parametrize(("scope", "value"), [("tenant", "x"), ("order", None), ("invoice", "")])
-def test_malformed_hold_stops_the_purge(scope, value):
-    ref = RecordRef("order", "ord-1", D(2020, 1, 1))
-    with pytest.raises(ValueError, match="legal hold"):
-        select_expired([ref], today=D(2030, 1, 1), held=held_by([LegalHold(scope, value)]))

@@ -1,16 +1,15 @@
-"""GDPR requests for one ``customer_ref``: access/portability export and erasure.
+"""GDPR erasure (art. 17) for one ``customer_ref``: erase what may go, restrict what must stay.
 
-``export`` (art. 15 and 20) answers with everything linked to the customer_ref as JSON-ready
-data; billing data still held is decrypted into it. ``erase`` follows shared/retention.md §2:
-delete what no rule requires, keep and restrict what a legal obligation (art. 17(3)(b)) or
-legal claims (art. 17(3)(e)) still require, leave invoice content untouched (VAT Act art. 112a
-integrity), leave logs to their own rolling windows (§2 step 5), keep a pseudonymous stub as
-long as anything is retained (§5), and say per record what was done, on which basis and until
-when (§2 step 6).
+``erase`` follows the procedure of docs/retention-law.md §5.6: delete what no rule requires,
+keep and restrict what a legal obligation (art. 17(3)(b)) or legal claims (art. 17(3)(e)) still
+require, leave invoice content untouched (VAT Act art. 112a integrity), leave logs to their own
+rolling windows, keep a pseudonymous stub as long as anything is retained, and say per record
+what was done, on which basis and until when.
 
 Erasure decisions:
 
-- Legal holds suspend deletion (§0.6): a held record is restricted, never deleted.
+- Legal holds suspend deletion (``compliance.holds``): a held record is restricted, never
+  deleted.
 - Invoices are never deleted here. One whose period is over is restricted and left to the next
   retention run, which also removes its PDF.
 - Buyer billing data (the order's encrypted ``billing``) stays while the order is paid and its
@@ -20,12 +19,11 @@ Erasure decisions:
 - An order with no paid payment, no invoice and no refund has no retention basis: it is
   deleted with its payments and webhook events.
 - A tenant retention policy stops counting (see ``compliance.tags``): only statutory
-  periods justify keeping data against an erasure request.
+  periods justify keeping data against an erasure request (docs/retention-law.md §5.2).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -33,16 +31,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from compliance.purge import active_holds, anonymise_order
-from compliance.retention import RecordRef, Retention, RetentionEngine, held_by
-from compliance.tags import (
-    LOG_WINDOW_REASON,
-    STUB_CODE,
-    clip,
-    linked_records,
-    restriction_reason,
-    retag_order,
-)
+from compliance.holds import RecordRef, active_holds, held_by, invoice_ref
+from compliance.purge_plan import anonymise_order
+from compliance.restriction import LOG_WINDOW_REASON, clip, restriction_reason
+from compliance.retention import Retention, RetentionEngine
+from compliance.subject_export import UnknownSubject, basis_describer, iso, subject_orders
+from compliance.tags import STUB_CODE, linked_records, retag_order
 from models import (
     CustomerStub,
     Invoice,
@@ -54,9 +48,9 @@ from models import (
     RefundStatus,
     WebhookEvent,
 )
-from models.vault import Vault, VaultError
+from models.vault import Vault
 
-__all__ = ["BILLING_KEPT", "UnknownSubject", "erase", "export"]
+__all__ = ["BILLING_KEPT", "erase"]
 
 BILLING_KEPT = "kept until the invoice is issued"
 _PENDING_INVOICE = (
@@ -72,92 +66,6 @@ _STUB_REASON = (
 )
 
 
-class UnknownSubject(LookupError):
-    """Nothing is known about this customer_ref."""
-
-
-# --- export --------------------------------------------------------------------------------
-
-Describe = Callable[[str | None], str | None]
-# Columns exported per record kind: identifiers, amounts, states and dates (art. 15(1), 20).
-_COLUMNS = {
-    "order": (
-        "id external_ref provider status buyer_type currency gross_minor items created_at "
-        "updated_at"
-    ),
-    "payment": "id provider provider_payment_id status amount_minor currency paid_at",
-    "refund": "id payment_id provider_refund_id status amount_minor currency completed_at",
-    "invoice": (
-        "id kind state number ksef_number ifirma_id corrects_invoice_id issue_date sale_date "
-        "gross_minor currency totals buyer_nip pdf_sha256"
-    ),
-    "webhook_event": "id provider event_key event_type outcome received_at",
-    "customer_stub": "customer_ref buyer_type erased_at restriction_reason",
-}
-
-
-def export(
-    session: Session, vault: Vault, customer_ref: str, *, engine: RetentionEngine | None = None
-) -> dict[str, Any]:
-    """Everything linked to ``customer_ref`` as JSON-ready data (GDPR art. 15, 20).
-
-    Each record carries its retention basis (code and text), retain_until and restriction.
-    Raises ``UnknownSubject`` when there is no order and no stub for it.
-    """
-    describe = _describer(engine or RetentionEngine())
-    orders = _orders(session, customer_ref)
-    stub = session.get(CustomerStub, customer_ref)
-    if not orders and stub is None:
-        raise UnknownSubject(customer_ref)
-    out = []
-    for order in orders:
-        payments, refunds, invoices, events = linked_records(session, order)
-        view = _view("order", order, describe)
-        view["billing"] = _billing(vault, order.billing)
-        view["payments"] = [_view("payment", p, describe) for p in payments]
-        view["refunds"] = [_view("refund", r, describe) for r in refunds]
-        view["invoices"] = [_view("invoice", i, describe) for i in invoices]
-        view["webhook_events"] = [_view("webhook_event", e, describe) for e in events]
-        out.append(view)
-    return {
-        "customer_ref": customer_ref,
-        "format": "kwit-subject-export/1",
-        "restricted": stub is not None or any(o.restricted_at for o in orders),
-        "customer_stub": _view("customer_stub", stub, describe) if stub else None,
-        "orders": out,
-    }
-
-
-def _view(kind: str, row: Any, describe: Describe) -> dict[str, Any]:
-    view = {col: _json(getattr(row, col)) for col in _COLUMNS[kind].split()}
-    view["retention_basis"] = row.retention_basis
-    view["retention_basis_text"] = describe(row.retention_basis)
-    view["retain_until"] = _json(row.retain_until)
-    if kind != "customer_stub":
-        view["restricted"] = row.restricted_at is not None
-        view["restricted_at"] = _json(row.restricted_at)
-        view["restriction_reason"] = row.restriction_reason
-    return view
-
-
-def _billing(vault: Vault, token: bytes | None) -> Any:
-    if token is None:
-        return None
-    try:
-        return vault.decrypt(token)
-    except VaultError:
-        return {"error": "held encrypted, but not decryptable with the configured keys"}
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return value.value if isinstance(value, enum.Enum) else value
-
-
-# --- erase ---------------------------------------------------------------------------------
-
-
 def erase(
     session: Session, vault: Vault, engine: RetentionEngine, customer_ref: str, *, now: datetime
 ) -> dict[str, Any]:
@@ -167,7 +75,7 @@ def erase(
     erased without decrypting it). Raises ``UnknownSubject`` for an unknown customer_ref.
     """
     del vault
-    orders = _orders(session, customer_ref)
+    orders = subject_orders(session, customer_ref)
     stub = session.get(CustomerStub, customer_ref)
     if not orders and stub is None:
         raise UnknownSubject(customer_ref)
@@ -180,7 +88,7 @@ def erase(
     summary = {a: sum(r["action"] == a for r in records) for a in ("deleted", "restricted", "kept")}
     return {
         "customer_ref": customer_ref,
-        "erased_at": _iso(now),
+        "erased_at": iso(now),
         "summary": summary,
         "customer_stub": stub_entry,
         "records": records,
@@ -209,16 +117,22 @@ class _Eraser:
         payments, refunds, invoices, events = linked_records(self.s, order)
         sale = next((i.id for i in invoices if i.kind == InvoiceKind.SALE), None)
 
-        def ref(kind: str, row: Any, invoice_id: str | None = sale) -> RecordRef:
-            return RecordRef(
-                kind, row.id, row.retain_until, order.customer_ref, order.id, invoice_id
-            )
+        def ref(kind: str, row: Any) -> RecordRef:
+            return RecordRef(kind, row.id, row.retain_until, order.customer_ref, order.id, sale)
 
         for inv in invoices:
-            kind = "correction_invoice" if inv.kind == InvoiceKind.CORRECTION else "invoice"
+            r = invoice_ref(
+                inv.id,
+                inv.kind,
+                inv.retain_until,
+                order_id=order.id,
+                customer_ref=order.customer_ref,
+                corrects_invoice_id=inv.corrects_invoice_id,
+                sale_invoice_id=sale,
+            )
             if inv.state == InvoiceState.ISSUED:
                 inv.payload_encrypted = None  # our request copy with buyer data, not the invoice
-            self._keep(kind, inv, ref(kind, inv, inv.corrects_invoice_id))
+            self._keep(r.kind, inv, r)
         cited = {i.refund_id for i in invoices if i.refund_id}
         gone_refunds = set()
         for rf in refunds:
@@ -291,8 +205,9 @@ class _Eraser:
         elif ev.retain_until is None or self._over(ev):
             self._delete(WebhookEvent, "webhook_event", ev, "log window over (GDPR art. 5(1)(e))")
         else:
-            # §2 step 5: logs keep their short rolling window, never extended by the request;
-            # the row also lets a redelivered webhook be recognised as a duplicate.
+            # Logs keep their short rolling window, never extended by the request
+            # (retention-law.md §5.6); the row also lets a redelivered webhook be recognised
+            # as a duplicate.
             ev.restricted_at = ev.restricted_at or self.now
             ev.restriction_reason = LOG_WINDOW_REASON
             self.records.append(self._entry("webhook_event", ev, "kept", ev.restriction_reason))
@@ -301,7 +216,7 @@ class _Eraser:
         self, kind: str, row: Any, r: RecordRef, pending: str = "", reason: str | None = None
     ) -> dict[str, Any]:
         if self.held(r):
-            reason = "legal hold (deletion suspended, retention.md §0.6)"
+            reason = "legal hold (deletion suspended, docs/retention-law.md §2.7)"
         elif reason is None and self._over(row):
             reason = f"retention ended {row.retain_until}; removed by the next retention run"
         elif reason is None and row.retain_until is None:
@@ -329,8 +244,8 @@ class _Eraser:
             "id": row.id,
             "action": action,
             "basis": code,
-            "basis_text": _describer(self.engine)(code),
-            "retain_until": _iso(row.retain_until),
+            "basis_text": basis_describer(self.engine)(code),
+            "retain_until": iso(row.retain_until),
             "reason": reason,
         }
 
@@ -343,7 +258,7 @@ class _Eraser:
     def stub(
         self, customer_ref: str, stub: CustomerStub | None, orders: list[Order]
     ) -> dict[str, Any] | None:
-        """§5: a pseudonymous stub while anything is retained; none (deleted) otherwise."""
+        """A pseudonymous stub while anything is retained, else none (retention-law.md §5.6)."""
         dated = [
             Retention("", "", until, (), kind) for kind, until in self.retained if until is not None
         ]
@@ -368,30 +283,6 @@ class _Eraser:
             "action": "restricted",
             "basis": STUB_CODE,
             "basis_text": self.engine.describe(STUB_CODE),
-            "retain_until": _iso(stub.retain_until),
+            "retain_until": iso(stub.retain_until),
             "reason": _STUB_REASON,
         }
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def _orders(session: Session, customer_ref: str) -> list[Order]:
-    stmt = sa.select(Order).where(Order.customer_ref == customer_ref)
-    return list(session.scalars(stmt.order_by(Order.created_at, Order.id)))
-
-
-def _describer(engine: RetentionEngine) -> Callable[[str | None], str | None]:
-    def describe(code: str | None) -> str | None:
-        if not code:
-            return None
-        try:
-            return engine.describe(code)
-        except KeyError:
-            return None
-
-    return describe
-
-
-def _iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
