@@ -43,6 +43,28 @@ class InvoiceState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class PaynowPaymentStatus(enum.StrEnum):
+    """A PayNow v3 payment's status (see docs/protocols/paynow.md, payment statuses).
+
+    PayNow may add statuses: one outside this list is recorded and ignored, never applied.
+    """
+
+    NEW = "NEW"
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    REJECTED = "REJECTED"
+    ERROR = "ERROR"
+    EXPIRED = "EXPIRED"
+    ABANDONED = "ABANDONED"
+
+
+class StripePaymentStatus(enum.StrEnum):
+    """A Stripe payment as Kwit records it: Stripe's events only ever report money received."""
+
+    PENDING = "pending"
+    PAID = "paid"
+
+
 class OutboxKind(enum.StrEnum):
     """What an outbox item asks a worker to do; invoicing/jobs.py maps each kind to its handler."""
 

@@ -42,7 +42,9 @@ class Payment(Timestamped, Retained, Restrictable, Base):
     order_id: Mapped[str] = mapped_column(sa.ForeignKey("orders.id"), index=True)
     provider: Mapped[str] = mapped_column(sa.String(16))
     provider_payment_id: Mapped[str] = mapped_column(sa.String(64))
-    status: Mapped[str] = mapped_column(sa.String(24))
+    # A PaynowPaymentStatus or StripePaymentStatus value (models/enums.py); NULL until the
+    # provider has reported one. A plain string: it holds either provider's vocabulary.
+    status: Mapped[str | None] = mapped_column(sa.String(24))
     amount_minor: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     # PayNow modifiedAt exactly as received: it has no offset, so it is only compared

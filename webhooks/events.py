@@ -69,6 +69,8 @@ class ProviderEvent:
     event_type: str
     kind: EventKind
     provider_payment_id: str | None = None
+    # The payment's status as the event reports it: PayNow's status exactly as received (it may
+    # be one Kwit does not know), StripePaymentStatus.PAID for a Stripe payment event, else None.
     status: str | None = None
     occurred_at: datetime | None = None
     modified_at: str | None = None  # PayNow modifiedAt exactly as received (no timezone)

@@ -3,7 +3,7 @@
 Most webhook traffic is Stripe Billing's `invoice.paid` creating its own order. The general
 path (webhooks/ingest.py) takes a dozen round trips for it; this one statement of
 data-modifying CTEs inserts the order, the dedupe row, the payment, the invoice and the outbox
-row together (DESIGN §9).
+row together (see docs/BENCHMARKS.md, webhook ingestion).
 
 The statement is its own transaction (autocommit): PostgreSQL runs a single statement
 atomically, so BEGIN and COMMIT would only add round trips. It is all or nothing: every row
@@ -13,6 +13,10 @@ half done the statement raises (kwit_abort_partial_write, migration 0002), which
 It only handles the case where nothing about the money exists yet. Whenever the statement
 finds otherwise (the order, the payment or a racing delivery got there first) it reports
 `None` and the caller takes the general path, which locks and applies the state machine.
+
+The statement is built from the models' tables and Kwit's enums, and compiled once, at import,
+to psycopg's SQL text: per request only the parameters change, and SQLAlchemy's per-execute
+machinery, which cost as much as PostgreSQL's own work here, is skipped.
 """
 
 from __future__ import annotations
@@ -22,72 +26,244 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-from models import OutboxKind, new_id
-from webhooks.events import EventKind, Provider, ProviderEvent
-
-# psycopg placeholders: the statement runs on the driver connection (see try_record).
-_STATEMENT = """
-WITH known AS (
-    SELECT 1 FROM payments WHERE provider = 'stripe' AND provider_payment_id = %(ppid)s
-    UNION ALL
-    SELECT 1 FROM orders WHERE external_ref = %(external_ref)s
-),
-seen AS (
-    SELECT 1 FROM webhook_events WHERE provider = 'stripe' AND event_key = %(event_key)s
-),
-ord AS (
-    INSERT INTO orders (id, external_ref, customer_ref, provider, currency, gross_minor, items,
-                        buyer_type, billing, status, created_at, updated_at,
-                        retention_basis, retain_until)
-    SELECT %(order_id)s, %(external_ref)s, %(customer_ref)s, 'stripe', %(currency)s, %(amount)s,
-           CAST(%(items)s AS JSON), %(buyer_type)s, %(billing)s, 'paid', %(now)s, %(now)s,
-           %(order_basis)s, %(order_until)s
-    WHERE NOT EXISTS (SELECT 1 FROM known) AND NOT EXISTS (SELECT 1 FROM seen)
-    ON CONFLICT (external_ref) DO NOTHING
-    RETURNING id
-),
-ev AS (
-    INSERT INTO webhook_events (id, provider, event_key, event_type, provider_payment_id,
-                                order_id, body_sha256, outcome, received_at,
-                                retention_basis, retain_until)
-    SELECT %(event_id)s, 'stripe', %(event_key)s, %(event_type)s, %(ppid)s, ord.id,
-           %(body_sha256)s, 'applied', %(now)s, %(event_basis)s, %(event_until)s
-    FROM ord
-    ON CONFLICT (provider, event_key) DO NOTHING
-    RETURNING id
-),
-pay AS (
-    INSERT INTO payments (id, order_id, provider, provider_payment_id, status, amount_minor,
-                          currency, paid_at, created_at, updated_at,
-                          retention_basis, retain_until)
-    SELECT %(payment_id)s, ord.id, 'stripe', %(ppid)s, 'paid', %(amount)s, %(currency)s, %(paid_at)s, %(now)s,
-           %(now)s, %(payment_basis)s, %(payment_until)s
-    FROM ord WHERE EXISTS (SELECT 1 FROM ev)
-    ON CONFLICT (provider, provider_payment_id) DO NOTHING
-    RETURNING id, order_id
-),
-inv AS (
-    INSERT INTO invoices (id, order_id, kind, dedupe_key, state, attempts, provider,
-                          provider_payment_id, gross_minor, currency, paid_at,
-                          created_at, updated_at)
-    SELECT %(invoice_id)s, pay.order_id, 'sale', 'sale:' || pay.order_id, 'pending', 0, 'stripe',
-           %(ppid)s, %(amount)s, %(currency)s, %(paid_at)s, %(now)s, %(now)s
-    FROM pay
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING id
-),
-box AS (
-    INSERT INTO outbox (id, kind, ref_id, state, due_at, attempts, created_at, updated_at)
-    SELECT %(outbox_id)s, %(outbox_kind)s, inv.id, 'pending', %(now)s, 0, %(now)s, %(now)s FROM inv
-    RETURNING id
+from models import (
+    EventOutcome,
+    Invoice,
+    InvoiceKind,
+    InvoiceState,
+    Order,
+    OrderStatus,
+    OutboxItem,
+    OutboxKind,
+    OutboxState,
+    Payment,
+    WebhookEvent,
+    new_id,
 )
-SELECT EXISTS (SELECT 1 FROM seen) AS seen,
-       (SELECT id FROM box) AS outbox_id,
-       CASE WHEN EXISTS (SELECT 1 FROM ord) AND NOT EXISTS (SELECT 1 FROM box)
-            THEN kwit_abort_partial_write() END AS guard
-"""
+from models.enums import StripePaymentStatus
+from webhooks.events import EventKind, Provider, ProviderEvent
+from webhooks.payments import sale_dedupe_key
+
+__all__ = ["PARAMETERS", "PARTIAL_WRITE", "FastResult", "applies", "try_record"]
+
 PARTIAL_WRITE = "KW001"  # the SQLSTATE kwit_abort_partial_write raises
+
+_ORDERS = Order.__table__
+_EVENTS = WebhookEvent.__table__
+_PAYMENTS = Payment.__table__
+_INVOICES = Invoice.__table__
+_OUTBOX = OutboxItem.__table__
+
+# The statement's parameters and the column each one's type comes from. try_record adds the
+# ids, `now` and `dedupe_key`; the caller gives the rest (webhooks/ingest.py, _fast_values).
+_TYPED_BY = {
+    "order_id": _ORDERS.c.id,
+    "external_ref": _ORDERS.c.external_ref,
+    "customer_ref": _ORDERS.c.customer_ref,
+    "currency": _ORDERS.c.currency,
+    "amount": _ORDERS.c.gross_minor,
+    "items": _ORDERS.c["items"],  # a JSON string: no SQLAlchemy type processing on this path
+    "buyer_type": _ORDERS.c.buyer_type,
+    "billing": _ORDERS.c.billing,
+    "order_basis": _ORDERS.c.retention_basis,
+    "order_until": _ORDERS.c.retain_until,
+    "event_id": _EVENTS.c.id,
+    "event_key": _EVENTS.c.event_key,
+    "event_type": _EVENTS.c.event_type,
+    "body_sha256": _EVENTS.c.body_sha256,
+    "event_basis": _EVENTS.c.retention_basis,
+    "event_until": _EVENTS.c.retain_until,
+    "ppid": _PAYMENTS.c.provider_payment_id,
+    "payment_id": _PAYMENTS.c.id,
+    "paid_at": _PAYMENTS.c.paid_at,
+    "payment_basis": _PAYMENTS.c.retention_basis,
+    "payment_until": _PAYMENTS.c.retain_until,
+    "invoice_id": _INVOICES.c.id,
+    "dedupe_key": _INVOICES.c.dedupe_key,
+    "outbox_id": _OUTBOX.c.id,
+    "now": _ORDERS.c.created_at,
+}
+PARAMETERS = frozenset(_TYPED_BY)
+# Rendered with a cast to its column's type, e.g. %(now)s::TIMESTAMP WITH TIME ZONE.
+_P = {name: sa.bindparam(name, type_=col.type, required=False) for name, col in _TYPED_BY.items()}
+
+
+def _const(value: str | int, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """A value from Kwit's vocabulary, written into the SQL text when it is compiled."""
+    return sa.literal(value, column.type, literal_execute=True)
+
+
+def _insert_select(
+    table: sa.Table, values: dict[str, Any], *, source: Any = None, where: Any = None
+) -> postgresql.Insert:
+    """INSERT INTO table (keys) SELECT values [FROM source] [WHERE where]."""
+    select = sa.select(*values.values())
+    if source is not None:
+        select = select.select_from(source)
+    if where is not None:
+        select = select.where(where)
+    return postgresql.insert(table).from_select(list(values), select)
+
+
+def _statement() -> sa.Select[Any]:
+    stripe = Provider.STRIPE.value
+    known = sa.union_all(
+        sa.select(_PAYMENTS.c.id).where(
+            _PAYMENTS.c.provider == _const(stripe, _PAYMENTS.c.provider),
+            _PAYMENTS.c.provider_payment_id == _P["ppid"],
+        ),
+        sa.select(_ORDERS.c.id).where(_ORDERS.c.external_ref == _P["external_ref"]),
+    ).cte("known")
+    seen = (
+        sa.select(_EVENTS.c.id)
+        .where(
+            _EVENTS.c.provider == _const(stripe, _EVENTS.c.provider),
+            _EVENTS.c.event_key == _P["event_key"],
+        )
+        .cte("seen")
+    )
+    o = _ORDERS.c
+    order = (
+        _insert_select(
+            _ORDERS,
+            {
+                "id": _P["order_id"],
+                "external_ref": _P["external_ref"],
+                "customer_ref": _P["customer_ref"],
+                "provider": _const(stripe, o.provider),
+                "currency": _P["currency"],
+                "gross_minor": _P["amount"],
+                "items": _P["items"],
+                "buyer_type": _P["buyer_type"],
+                "billing": _P["billing"],
+                "status": _const(OrderStatus.PAID.value, o.status),
+                "created_at": _P["now"],
+                "updated_at": _P["now"],
+                "retention_basis": _P["order_basis"],
+                "retain_until": _P["order_until"],
+            },
+            where=~sa.exists(known.select()) & ~sa.exists(seen.select()),
+        )
+        .on_conflict_do_nothing(index_elements=[o.external_ref])
+        .returning(o.id)
+        .cte("ord")
+    )
+    e = _EVENTS.c
+    event = (
+        _insert_select(
+            _EVENTS,
+            {
+                "id": _P["event_id"],
+                "provider": _const(stripe, e.provider),
+                "event_key": _P["event_key"],
+                "event_type": _P["event_type"],
+                "provider_payment_id": _P["ppid"],
+                "order_id": order.c.id,
+                "body_sha256": _P["body_sha256"],
+                "outcome": _const(EventOutcome.APPLIED.value, e.outcome),
+                "received_at": _P["now"],
+                "retention_basis": _P["event_basis"],
+                "retain_until": _P["event_until"],
+            },
+            source=order,
+        )
+        .on_conflict_do_nothing(index_elements=[e.provider, e.event_key])
+        .returning(e.id)
+        .cte("ev")
+    )
+    p = _PAYMENTS.c
+    payment = (
+        _insert_select(
+            _PAYMENTS,
+            {
+                "id": _P["payment_id"],
+                "order_id": order.c.id,
+                "provider": _const(stripe, p.provider),
+                "provider_payment_id": _P["ppid"],
+                "status": _const(StripePaymentStatus.PAID.value, p.status),
+                "amount_minor": _P["amount"],
+                "currency": _P["currency"],
+                "paid_at": _P["paid_at"],
+                "created_at": _P["now"],
+                "updated_at": _P["now"],
+                "retention_basis": _P["payment_basis"],
+                "retain_until": _P["payment_until"],
+            },
+            source=order,
+            where=sa.exists(event.select()),
+        )
+        .on_conflict_do_nothing(index_elements=[p.provider, p.provider_payment_id])
+        .returning(p.id, p.order_id)
+        .cte("pay")
+    )
+    i = _INVOICES.c
+    invoice = (
+        _insert_select(
+            _INVOICES,
+            {
+                "id": _P["invoice_id"],
+                "order_id": payment.c.order_id,
+                "kind": _const(InvoiceKind.SALE.value, i.kind),
+                "dedupe_key": _P["dedupe_key"],
+                "state": _const(InvoiceState.PENDING.value, i.state),
+                "attempts": _const(0, i.attempts),
+                "provider": _const(stripe, i.provider),
+                "provider_payment_id": _P["ppid"],
+                "gross_minor": _P["amount"],
+                "currency": _P["currency"],
+                "paid_at": _P["paid_at"],
+                "created_at": _P["now"],
+                "updated_at": _P["now"],
+            },
+            source=payment,
+        )
+        .on_conflict_do_nothing(index_elements=[i.dedupe_key])
+        .returning(i.id)
+        .cte("inv")
+    )
+    b = _OUTBOX.c
+    outbox = (
+        _insert_select(
+            _OUTBOX,
+            {
+                "id": _P["outbox_id"],
+                "kind": _const(OutboxKind.ISSUE_INVOICE.value, b.kind),
+                "ref_id": invoice.c.id,
+                "state": _const(OutboxState.PENDING.value, b.state),
+                "due_at": _P["now"],
+                "attempts": _const(0, b.attempts),
+                "created_at": _P["now"],
+                "updated_at": _P["now"],
+            },
+            source=invoice,
+        )
+        .returning(b.id)
+        .cte("box")
+    )
+    # The order went in but the outbox row did not: a racing delivery got between the CTEs.
+    half_done = sa.exists(order.select()) & ~sa.exists(outbox.select())
+    return sa.select(
+        sa.exists(seen.select()).label("seen"),
+        sa.select(outbox.c.id).scalar_subquery().label("outbox_id"),
+        sa.case((half_done, sa.func.kwit_abort_partial_write())).label("guard"),
+    )
+
+
+def _compile(statement: sa.Select[Any]) -> str:
+    """psycopg's SQL text with %(name)s placeholders; constants rendered in place."""
+    compiled = statement.compile(
+        dialect=PGDialect_psycopg(), compile_kwargs={"render_postcompile": True}
+    )
+    # Every placeholder is one of PARAMETERS: nothing else would get a value per request.
+    assert set(compiled.params) == PARAMETERS, set(compiled.params) ^ PARAMETERS
+    return compiled.string
+
+
+# Runs on the driver connection (see try_record), so it is compiled here, once.
+STATEMENT = _compile(_statement())
 
 
 @dataclass(frozen=True)
@@ -116,8 +292,9 @@ def applies(event: ProviderEvent, livemode: bool) -> bool:
 def try_record(engine: sa.Engine, values: dict[str, Any], *, now: datetime) -> FastResult | None:
     """Run the statement; None means "take the general path" (and nothing was written).
 
-    It runs on a pooled connection of its own, straight on psycopg: the ORM session and
-    SQLAlchemy's statement machinery cost as much as PostgreSQL's work here (BENCHMARKS.md).
+    `values` holds every parameter but the ids, `now` and `dedupe_key`. It runs on a pooled
+    connection of its own, straight on psycopg: the ORM session and SQLAlchemy's statement
+    machinery cost as much as PostgreSQL's work here (see docs/BENCHMARKS.md).
     """
     ids = {
         "order_id": new_id(),
@@ -126,7 +303,7 @@ def try_record(engine: sa.Engine, values: dict[str, Any], *, now: datetime) -> F
         "invoice_id": new_id(),
         "outbox_id": new_id(),
     }
-    params = {**values, **ids, "now": now, "outbox_kind": OutboxKind.ISSUE_INVOICE.value}
+    params = {**values, **ids, "now": now, "dedupe_key": sale_dedupe_key(ids["order_id"])}
     try:
         seen, outbox_id, _guard = _run_autocommitted(engine, params)
     except sa.exc.DBAPIError as exc:
@@ -151,7 +328,7 @@ def _run_autocommitted(engine: sa.Engine, params: dict[str, Any]) -> tuple[Any, 
     assert driver is not None
     driver.autocommit = True
     try:
-        return driver.execute(_STATEMENT, params).fetchone()
+        return driver.execute(STATEMENT, params).fetchone()
     except dbapi_error as exc:
         # Like SQLAlchemy: a lost server is a 503, and its connection leaves the pool
         # instead of failing the next request too.

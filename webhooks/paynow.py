@@ -1,7 +1,8 @@
 """mBank PayNow notifications: signature verification and normalisation into a ProviderEvent.
 
 Pure functions, no Flask. A notification is signed with base64(HMAC-SHA256(Signature-Key, raw
-body)); the v3 request envelope is not used for notifications. See shared/protocols/paynow.md §3.
+body)); the v3 request envelope is not used for notifications. See docs/protocols/paynow.md,
+notification signature.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """PayNow (mBank, paynow.pl) v3 API client: signed requests, typed errors, idempotent retries.
 
-Protocol notes live in /work/shared/protocols/paynow.md (§1 endpoints, §2 signature, §6 vectors).
+Protocol notes: docs/protocols/paynow.md (endpoints, request signature, test vectors).
 
 Retries are done by urllib3 ``Retry`` on an ``HTTPAdapter`` mounted on the injected session for
 ``base_url``: GET and POST, on connection/read errors and 500/502/503/504, with exponential
@@ -57,7 +57,9 @@ def signature_v3(
     body: str = "",
     query: Mapping[str, str | Sequence[str]] | None = None,
 ) -> str:
-    """Return the v3 ``Signature`` header value for one request (protocol §2, vectors §6).
+    """Return the v3 ``Signature`` header value for one request.
+
+    See docs/protocols/paynow.md, request signature (and its test vectors).
 
     ``body`` must be the exact text sent. ``query`` values are signed as arrays of strings.
     """
@@ -67,7 +69,7 @@ def signature_v3(
         parameters[name] = [value] if isinstance(value, str) else [str(v) for v in value]
     envelope = {
         "headers": {"Api-Key": api_key, "Idempotency-Key": idempotency_key},
-        # An empty dict serialises as {}: the server rejects [] (issue #81, vector R1).
+        # An empty dict serialises as {}: the server rejects [] (docs/protocols/paynow.md, R1).
         "parameters": parameters,
         "body": body,
     }
@@ -102,6 +104,11 @@ class PaynowError(Exception):
         self.status_code = status_code
         self.errors: list[dict[str, str]] = errors or []
         self.error_type: str | None = self.errors[0].get("errorType") if self.errors else None
+
+    @property
+    def error_types(self) -> list[str]:
+        """Only the envelope's error types: its messages can echo field values (an e-mail)."""
+        return [e["errorType"] for e in self.errors if e.get("errorType")]
 
 
 class PaynowValidationError(PaynowError):

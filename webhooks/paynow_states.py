@@ -1,4 +1,4 @@
-"""The PayNow payment state machine (DESIGN §5, protocols/paynow.md §3).
+"""The PayNow payment state machine (see docs/protocols/paynow.md, payment statuses).
 
 PayNow redelivers notifications and does not keep them in order. `decide` says whether a
 notification may change the stored status; the caller holds the row lock and applies it.
@@ -10,19 +10,9 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["FINAL", "TRANSITIONS", "Decision", "Status", "decide", "is_final", "is_paid"]
+from models.enums import PaynowPaymentStatus
 
-
-class Status(enum.StrEnum):
-    """The statuses of the PayNow v3 documentation; anything else is unknown and ignored."""
-
-    NEW = "NEW"
-    PENDING = "PENDING"
-    CONFIRMED = "CONFIRMED"
-    REJECTED = "REJECTED"
-    ERROR = "ERROR"
-    EXPIRED = "EXPIRED"
-    ABANDONED = "ABANDONED"
+__all__ = ["FINAL", "TRANSITIONS", "Decision", "decide", "is_final", "is_known", "is_paid"]
 
 
 class Decision(enum.StrEnum):
@@ -31,9 +21,9 @@ class Decision(enum.StrEnum):
     IGNORE = "ignore"  # unknown status, or the status the payment already has
 
 
-S = Status
+S = PaynowPaymentStatus
 # Direct transitions, as in the vendor's WooCommerce plugin.
-TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
+TRANSITIONS: Mapping[PaynowPaymentStatus, frozenset[PaynowPaymentStatus]] = MappingProxyType(
     {
         S.NEW: frozenset({S.PENDING, S.ERROR, S.EXPIRED, S.CONFIRMED, S.REJECTED}),
         S.PENDING: frozenset({S.CONFIRMED, S.REJECTED, S.EXPIRED, S.ABANDONED}),
@@ -47,8 +37,8 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = MappingProxyType(
 FINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
-def _reachable(start: Status) -> frozenset[Status]:
-    seen: set[Status] = set()
+def _reachable(start: PaynowPaymentStatus) -> frozenset[PaynowPaymentStatus]:
+    seen: set[PaynowPaymentStatus] = set()
     todo = list(TRANSITIONS[start])
     while todo:
         status = todo.pop()
@@ -60,7 +50,7 @@ def _reachable(start: Status) -> frozenset[Status]:
 
 # Moves are checked against reachability, not just the direct table: when a notification in the
 # middle is late or lost (NEW, then ABANDONED before PENDING/REJECTED), the newer one must apply.
-_REACHABLE = {status: _reachable(status) for status in Status}
+_REACHABLE = {status: _reachable(status) for status in PaynowPaymentStatus}
 
 
 def decide(
@@ -85,16 +75,21 @@ def decide(
         return Decision.APPLY
     if new == current:
         return Decision.IGNORE
-    if new == Status.CONFIRMED:
+    if new == PaynowPaymentStatus.CONFIRMED:
         return Decision.APPLY
     if None not in (current_modified_at, new_modified_at) and new_modified_at < current_modified_at:
         return Decision.STALE
-    return Decision.APPLY if new in _REACHABLE[Status(current)] else Decision.STALE
+    return Decision.APPLY if new in _REACHABLE[PaynowPaymentStatus(current)] else Decision.STALE
+
+
+def is_known(status: str) -> bool:
+    """True for the statuses of the PayNow v3 documentation; others are recorded, never applied."""
+    return status in _REACHABLE
 
 
 def is_paid(status: str | None) -> bool:
     """True for CONFIRMED, the only status in which PayNow has taken the money."""
-    return status == Status.CONFIRMED
+    return status == PaynowPaymentStatus.CONFIRMED
 
 
 def is_final(status: str | None) -> bool:

@@ -1,7 +1,7 @@
 """Stripe webhooks: signature verification and normalisation into a ProviderEvent.
 
 Pure functions, no Flask: the view hands over the raw body, the `Stripe-Signature` header and the
-clock. See shared/protocols/stripe.md for the scheme and the test vectors.
+clock. See docs/protocols/stripe.md, signature, for the scheme and the test vectors.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from stdnum.pl import nip as pl_nip
 
+from models.enums import StripePaymentStatus
 from webhooks.errors import PayloadError, SignatureError
 from webhooks.events import Billing, EventKind, Provider, ProviderEvent
 from webhooks.fields import as_dict, optional, require
@@ -175,7 +176,7 @@ def _invoice_paid(event: Mapping[str, Any]) -> ProviderEvent:
     return _event(
         event,
         EventKind.PAID,
-        status="paid",
+        status=StripePaymentStatus.PAID,
         provider_payment_id=_invoice_payment_intent(invoice) or invoice_id,
         occurred_at=_datetime(paid_at) or _created(event),
         order_ref=_kwit_order(invoice, "invoice"),
@@ -213,7 +214,7 @@ def _checkout_session_completed(event: Mapping[str, Any]) -> ProviderEvent:
     session_id = require(session, "id", str, "session")
     payment_status = optional(session, "payment_status", str, "session")
     if payment_status != "paid":  # "unpaid" (async methods) or "no_payment_required"
-        return _event(event, EventKind.IGNORED, status=payment_status, external_ref=session_id)
+        return _event(event, EventKind.IGNORED, external_ref=session_id)
     # A subscription-mode session is followed by invoice.paid for the same money: point both at
     # the Stripe invoice so they land on one order (and one VAT invoice), not two.
     invoice_id = _optional_id(session, "invoice", "session")
@@ -224,7 +225,7 @@ def _checkout_session_completed(event: Mapping[str, Any]) -> ProviderEvent:
     return _event(
         event,
         EventKind.PAID,
-        status="paid",
+        status=StripePaymentStatus.PAID,
         provider_payment_id=payment_intent or invoice_id or session_id,
         occurred_at=_created(event),
         order_ref=_kwit_order(session, "session") or reference or None,
@@ -248,7 +249,7 @@ def _payment_intent_succeeded(event: Mapping[str, Any]) -> ProviderEvent:
     return _event(
         event,
         EventKind.PAID,
-        status="paid",
+        status=StripePaymentStatus.PAID,
         provider_payment_id=require(intent, "id", str, "payment_intent"),
         occurred_at=_created(event),
         order_ref=_kwit_order(intent, "payment_intent"),
@@ -270,7 +271,6 @@ def _charge_refunded(event: Mapping[str, Any]) -> ProviderEvent:
     return _event(
         event,
         EventKind.REFUNDED,
-        status="refunded",
         # A charge made without a PaymentIntent (legacy Charges API) is its own payment.
         provider_payment_id=_optional_id(charge, "payment_intent", "charge") or charge_id,
         occurred_at=_created(event),

@@ -25,11 +25,21 @@ class ItemSchema(Schema):
     vat_rate = fields.String()
 
 
+class ProviderStatus(fields.String):
+    """A payment's provider status; "" while the provider has reported none (NULL in the table).
+
+    The answer keeps the string it always had, so backends need not handle null.
+    """
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return super()._serialize("" if value is None else value, attr, obj, **kwargs)
+
+
 class PaymentStateSchema(Schema):
     id = fields.String()
     provider = fields.String()
     provider_payment_id = fields.String()
-    status = fields.String()
+    status = ProviderStatus()
     amount_minor = fields.Integer()
     currency = fields.String()
     paid_at = fields.DateTime(allow_none=True)

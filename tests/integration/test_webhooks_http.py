@@ -201,7 +201,7 @@ def test_paynow_paid_order_never_flips_back(client, app) -> None:
     ).get_json()["outcome"]
     assert send("PENDING", "2026-11-23T10:00:01") == "applied"
     assert send("CONFIRMED", "2026-11-23T10:00:05") == "applied"
-    assert send("PENDING", "2026-11-23T10:00:03") == "stale"  # a late delivery (Woo #68)
+    assert send("PENDING", "2026-11-23T10:00:03") == "stale"  # a late delivery
     assert send("REJECTED", "2026-11-23T10:00:09") == "stale"  # CONFIRMED is final
     with sessions() as session:
         [payment] = session.scalars(sa.select(Payment)).all()
@@ -251,7 +251,7 @@ def test_no_buyer_data_in_plain_columns_or_logs(client, app, caplog) -> None:
 
 
 def test_new_stripe_order_is_one_statement_on_postgresql(pg_db, tmp_path) -> None:
-    """The hot path (DESIGN §9): a new invoice.paid costs one SQL statement, not a dozen."""
+    """The hot path (docs/BENCHMARKS.md): a new invoice.paid costs one SQL statement, not a dozen."""
     import psycopg
 
     from service.app import create_app

@@ -34,7 +34,7 @@ from tests.support import (
     make_settings,
 )
 from webhooks.paynow_client import PaynowAuthError
-from webhooks.paynow_sync import RESUME_WINDOW
+from webhooks.refunds import RESUME_WINDOW
 
 ZERO = timedelta(0)
 

@@ -1,4 +1,4 @@
-"""PayNow v3 client: signature vectors (protocol §6), request shape, error mapping, retries."""
+"""PayNow v3 client: signature vectors (docs/protocols/paynow.md), request shape, errors, retries."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from webhooks.paynow_states import Decision, decide, is_final, is_paid
 A, S, I = Decision.APPLY, Decision.STALE, Decision.IGNORE  # noqa: E741
 ORDER = ("NEW", "PENDING", "CONFIRMED", "REJECTED", "ERROR", "EXPIRED", "ABANDONED")
 
-# The table the spec gives (DESIGN §5, paynow.md §3), written out independently of the module.
+# The table of docs/protocols/paynow.md (payment statuses), written out independently of the module.
 DIRECT = {
     "NEW": {"PENDING", "ERROR", "EXPIRED", "CONFIRMED", "REJECTED"},
     "PENDING": {"CONFIRMED", "REJECTED", "EXPIRED", "ABANDONED"},

@@ -1,4 +1,4 @@
-"""webhooks/paynow.py: notification signatures against the vectors of paynow.md §6, normalise."""
+"""webhooks/paynow.py: notification signatures against docs/protocols/paynow.md's vectors, normalise."""
 
 from __future__ import annotations
 

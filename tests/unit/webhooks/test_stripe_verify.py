@@ -36,7 +36,7 @@ def signature_reason(payload: bytes, header: str | None, **kwargs: Any) -> str:
     return caught.value.reason
 
 
-# --- protocol vectors (shared/protocols/stripe.md) ---------------------------------------------
+# --- protocol vectors (docs/protocols/stripe.md) -----------------------------------------------
 
 
 @pytest.mark.parametrize(
