@@ -11,8 +11,8 @@ from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.retention import PolicyError, RetentionEngine, load_policy
+from invoicing.context import JobContext
 from invoicing.ifirma import IFirmaClient
-from invoicing.jobs import JobContext
 from invoicing.queue import redis_client
 from models.blobs import LocalBlobStore
 from models.session import make_engine, make_session_factory
@@ -65,7 +65,7 @@ class Runtime:
         )
 
     def job_services(self) -> dict[str, object]:
-        """Clients and stores the jobs use (see invoicing.pipeline.Services)."""
+        """Clients and stores the jobs use (see invoicing.context.Services)."""
         return {
             "ifirma": ifirma_client(self.settings),
             "vault": self.vault,

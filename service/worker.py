@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import timedelta
 
-from invoicing import jobs, outbox, pipeline  # noqa: F401 - pipeline registers its handler
+from invoicing import jobs, outbox
 from invoicing.queue import safe_enqueue, safe_enqueue_missing
 from models import utcnow
 from service.runtime import Runtime
