@@ -1,4 +1,4 @@
-"""What a job runs with: the JobContext the service layer builds, and the invoice job's view of it."""
+"""What a job runs with: the JobContext built by the service layer, and the invoice job's view."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from invoicing.context import Services
+from invoicing.correction import BuiltCorrection, build_correction
 from invoicing.ifirma import (
     IFirmaAuthError,
     IFirmaError,
@@ -25,14 +26,7 @@ from invoicing.ifirma import (
 )
 from invoicing.money import dumps
 from invoicing.outcomes import Later, fail, give_up, retry_later
-from invoicing.payload import (
-    WARSAW,
-    BuiltCorrection,
-    BuiltInvoice,
-    PayloadError,
-    build_correction,
-    build_invoice,
-)
+from invoicing.payload import WARSAW, BuiltInvoice, PayloadError, build_invoice
 from invoicing.reconcile import after_transient, find_existing
 from models import Invoice, InvoiceKind, InvoiceState, Order, Refund
 
