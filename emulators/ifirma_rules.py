@@ -1,4 +1,6 @@
-"""Validation and money rules of the fake iFirma (protocol §8.3), pure functions only.
+"""Validation and money rules of the fake iFirma, pure functions only.
+
+The rules follow docs/protocols/ifirma.md (the emulator contract).
 
 Deliberately independent from ``invoicing/``: the emulator plays iFirma, so its checks must not
 share code with the client they are meant to catch. Values marked (*) in the protocol are emulator
@@ -29,8 +31,8 @@ ENUMS = {
     "RodzajPodpisuOdbiorcy": {"OUP", "UPO", "BPO", "BWO"},
 }
 CORRECTION_REASONS = _words("OBOW_RABAT ZWR_SPRZ_TOW ZWR_NAB_KWOT ZWR_NAB_ZAL PODW_CENY POMYLKI")
-# Field names of §3.1-§3.3. Unknown names are refused (Kod 200) so invented fields such as
-# `UwagiNaFakturze` fail offline; whether live iFirma is this strict is unverified (*).
+# Field names of the header, position and Kontrahent objects (docs/protocols/ifirma.md).
+# Unknown names are refused (Kod 200) so invented fields such as `UwagiNaFakturze` fail offline; whether live iFirma is this strict is unverified (*).
 HEADER_FIELDS = _words(
     "Zaplacono ZaplaconoNaDokumencie LiczOd NumerKontaBankowego SplitPayment DataWystawienia "
     "MiejsceWystawienia DataSprzedazy FormatDatySprzedazy TerminPlatnosci SposobZaplaty "
@@ -177,7 +179,7 @@ def _check_header(body: Mapping[str, Any], known_contractor: bool) -> list[str]:
 def check_dates(
     body: Mapping[str, Any], *, accounting: tuple[int, int], last_issue: date | None
 ) -> list[str]:
-    """§4.6: issue ≥ sale, ≥ previous invoice, ≤ 15th of next month; sale in accounting month."""
+    """Date rules: issue ≥ sale, ≥ previous issue, ≤ 15th of next month; sale in accounting month."""
     issued, sold = iso(body.get("DataWystawienia")), iso(body.get("DataSprzedazy"))
     errors = [
         f"{f}: wymagana data RRRR-MM-DD"
@@ -247,7 +249,7 @@ def validate_invoice(
 def validate_correction(
     body: Mapping[str, Any], *, original_issue: date, accounting: tuple[int, int]
 ) -> list[str]:
-    """Kod 201 messages for a ``fakturakraj/korekta/{id}.json`` body (§2.6, partial)."""
+    """Kod 201 messages for a ``fakturakraj/korekta/{id}.json`` body (correction rules, partial)."""
     errors = []
     if (
         not isinstance(body.get("PowodKorekty"), str)

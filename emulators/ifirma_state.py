@@ -258,7 +258,7 @@ class State:
     # -- views -----------------------------------------------------------------------------
 
     def render(self, doc: Doc) -> dict[str, Any]:
-        """The single-invoice GET object (unwrapped shape, §8.2)."""
+        """The single-invoice GET object (unwrapped shape)."""
         out = dict(doc.body)
         out.update(
             Identyfikator=doc.ident,

@@ -247,7 +247,7 @@ def _text(body: dict[str, Any], name: str, limit: int, *, required: bool) -> str
 
 
 def _payment_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a create-payment body per protocol §4; messages never echo buyer data."""
+    """Validate a PayNow v3 create-payment body; messages never echo buyer data."""
     amount = body.get("amount")
     if isinstance(amount, str) and amount.isdigit():
         amount = int(amount)  # the PrestaShop plugin sends strings and PayNow accepts them

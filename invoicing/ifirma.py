@@ -1,8 +1,9 @@
-"""iFirma REST ("iapi") client: HMAC-SHA1 signing, typed errors, invoice and KSeF calls.
+"""iFirma REST ("iapi") client: HMAC-SHA1 signing, the HTTP calls for invoices and KSeF.
 
-Contract: ``shared/protocols/ifirma.md`` §1 (auth), §2 (endpoints), §4 (responses and errors).
-Only ``Kod == 0`` is success, whatever the HTTP status. Request and response bodies carry buyer
-data, so they are never logged; only method, path, HTTP status, Kod and timing are.
+The facts are in docs/protocols/ifirma.md (authentication, endpoints, responses and errors);
+the typed errors live in invoicing/ifirma_errors.py. Only ``Kod == 0`` is success, whatever
+the HTTP status. Request and response bodies carry buyer data, so they are never logged; only
+method, path, HTTP status, Kod and timing are.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
-import unicodedata
 from collections.abc import Iterator, Mapping
 from datetime import date
 from decimal import Decimal
@@ -21,8 +20,17 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from invoicing.ifirma_errors import (
+    IFirmaAuthError,
+    IFirmaError,
+    IFirmaRateLimitError,
+    IFirmaTransientError,
+    IFirmaValidationError,
+    error_for_kod,
+    is_already_sent,
+    never_sent,
+)
 from invoicing.money import dumps
 
 __all__ = [
@@ -40,8 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://www.ifirma.pl/iapi"
-VALIDATION_KODS = frozenset({101, 102, 200, 201, 202})
-AUTH_KODS = frozenset({400, 401, 402, 403, 499, 500})
 KSEF_KINDS = frozenset(
     {
         "fakturakraj", "fakturakraj/korekta", "fakturawysylka", "fakturazaliczka",
@@ -53,47 +59,10 @@ KSEF_KINDS = frozenset(
 )  # fmt: skip
 
 
-class IFirmaError(Exception):
-    """Any failed iFirma call. ``kod`` is iFirma's ``Kod`` (None when there was none)."""
-
-    def __init__(self, message: str, *, kod: int | None = None, http_status: int | None = None):
-        super().__init__(f"iFirma Kod {kod}: {message}" if kod is not None else message)
-        self.kod = kod
-        self.message = message
-        self.http_status = http_status
-
-
-class IFirmaValidationError(IFirmaError):
-    """Kod 101/102/200/201/202: the request was understood and refused; fix the data."""
-
-
-class IFirmaAuthError(IFirmaError):
-    """Kod 400-403/499/500 or HTTP 401/403: credentials, key or account permissions."""
-
-
-class IFirmaRateLimitError(IFirmaError):
-    """HTTP 429 (100 requests/minute per user). ``retry_after`` in seconds when sent."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
-
-
-class IFirmaTransientError(IFirmaError):
-    """Kod 100, HTTP 5xx, timeouts, broken connections: try again later.
-
-    ``outcome_unknown`` is True when the request may have reached iFirma (read timeout,
-    reset after sending, 5xx, Kod 100): a create must be reconciled before any retry.
-    """
-
-    def __init__(self, message: str, *, outcome_unknown: bool, **kw: Any):
-        super().__init__(message, **kw)
-        self.outcome_unknown = outcome_unknown
-
-
 def auth_header(url: str, user: str, key_name: str, key_hex: str, body: bytes = b"") -> str:
-    """Value of the ``Authentication`` header (§1): HMAC-SHA1 over url-without-query + user +
-    key name + the exact body bytes, keyed with the hex-decoded key."""
+    """Value of the ``Authentication`` header: HMAC-SHA1 over url-without-query + user + key
+    name + the exact body bytes, keyed with the hex-decoded key (docs/protocols/ifirma.md,
+    authentication)."""
     parts = urlsplit(url)
     bare_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     message = bare_url.encode() + user.encode() + key_name.encode() + body
@@ -103,7 +72,8 @@ def auth_header(url: str, user: str, key_name: str, key_hex: str, body: bytes = 
 
 def ksef_status(invoice: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(KSeF number, StatusKSEF.Status) from a GET invoice body; keys matched case-insensitively
-    because clients have seen both ``NumerKSEF`` and ``NumerKSeF`` (§2.5)."""
+    because clients have seen both ``NumerKSEF`` and ``NumerKSeF`` (docs/protocols/ifirma.md,
+    KSeF)."""
     by_lower = {str(k).lower(): v for k, v in invoice.items()}
     number = by_lower.get("numerksef") or None
     status_obj = by_lower.get("statusksef")
@@ -113,43 +83,9 @@ def ksef_status(invoice: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return (str(number) if number else None), (str(status) if status else None)
 
 
-def _error_for_kod(kod: int, message: str, http_status: int | None) -> IFirmaError:
-    if kod == 100:
-        return IFirmaTransientError(message, kod=kod, http_status=http_status, outcome_unknown=True)
-    if kod in VALIDATION_KODS:
-        return IFirmaValidationError(message, kod=kod, http_status=http_status)
-    if kod in AUTH_KODS:
-        return IFirmaAuthError(message, kod=kod, http_status=http_status)
-    return IFirmaError(message, kod=kod, http_status=http_status)
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True only when the failure happened while connecting, i.e. no byte reached iFirma."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:  # walk args / reason / cause chains: requests wraps urllib3 wraps socket errors
-        e = stack.pop()
-        if not isinstance(e, BaseException) or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, NewConnectionError | ConnectTimeoutError):
-            return True
-        stack.extend([*e.args, getattr(e, "reason", None), e.__cause__, e.__context__])
-    return False
-
-
-def _is_already_sent(message: str) -> bool:
-    # iFirma's wording is unverified (§8.2 uses "Faktura została już wysłana do KSeF");
-    # compare without diacritics so "juz wyslana" and "już wysłana" both match.
-    folded = unicodedata.normalize("NFKD", message.lower()).replace("ł", "l")
-    plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return re.search(r"juz\s+(zostala\s+)?wyslan|already\s+sent", plain) is not None
-
-
 def _path_id(invoice_id: str | int) -> str:
-    # Paths take the Identyfikator or the full number with "/" replaced by "_" (§2).
+    # Paths take the Identyfikator or the full number with "/" replaced by "_"
+    # (docs/protocols/ifirma.md, endpoints).
     return quote(str(invoice_id).replace("/", "_"), safe="_-.")
 
 
@@ -209,7 +145,7 @@ class IFirmaClient:
                 timeout=self._timeout,
             )
         except requests.RequestException as exc:
-            unknown = not _never_sent(exc)
+            unknown = not never_sent(exc)
             log.warning(
                 "ifirma %s %s failed: %s (sent=%s)",
                 method,
@@ -249,7 +185,7 @@ class IFirmaClient:
         if status in (401, 403):
             raise IFirmaAuthError(info, kod=kod, http_status=status)
         if kod:
-            raise _error_for_kod(kod, info, status)
+            raise error_for_kod(kod, info, status)
         raise IFirmaError(info, kod=kod, http_status=status)
 
     @staticmethod
@@ -292,7 +228,7 @@ class IFirmaClient:
             raise IFirmaError(f"non-numeric Kod {inner['Kod']!r}", http_status=http_status)
         log.info("ifirma Kod %s", kod)
         if kod != 0:
-            raise _error_for_kod(kod, str(inner.get("Informacja", "")), http_status)
+            raise error_for_kod(kod, str(inner.get("Informacja", "")), http_status)
 
     # -- invoices --------------------------------------------------------------------------
 
@@ -389,7 +325,7 @@ class IFirmaClient:
         try:
             self._envelope(self._send("POST", path, payload={"DataWysylki": None}))
         except IFirmaValidationError as exc:
-            if exc.kod != 201 or not _is_already_sent(exc.message):
+            if exc.kod != 201 or not is_already_sent(exc.message):
                 raise
             log.info("ifirma invoice already sent to KSeF; treating as success")
 

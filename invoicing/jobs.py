@@ -1,66 +1,43 @@
-"""RQ jobs. Module-level functions that take ids; the process installs a JobContext first.
+"""RQ jobs: module-level functions that take ids, and the table of what each outbox kind runs.
 
+RQ enqueues `run_outbox_item` by its path (invoicing/queue.py, JOB_FUNCTION), so it stays here.
 `kwit worker` installs the context once at start-up (service/worker.py); in inline mode the web
-process installs it too and calls `run_outbox_item` right after its commit.
+process passes it to `run_outbox_item` right after its commit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
-
-from sqlalchemy.orm import Session, sessionmaker
+from collections.abc import Mapping
 
 from invoicing import outbox
-from models import OutboxItem, utcnow
+from invoicing.context import Handler, JobContext
+from invoicing.pipeline import issue_invoice
+from models import OutboxKind
+
+__all__ = ["HANDLERS", "JobContext", "configure", "context", "run_outbox_item"]
 
 log = logging.getLogger("kwit.jobs")
 
-
-class Handler(Protocol):
-    """Performs a claimed outbox item; must finish, reschedule or park it, and commit."""
-
-    def __call__(
-        self, ctx: JobContext, session: Session, item: OutboxItem, *, now: datetime
-    ) -> str: ...
-
-
-@dataclass
-class JobContext:
-    """Everything a job needs, built from Settings by the service layer."""
-
-    sessions: sessionmaker[Session]
-    lease: timedelta
-    services: dict[str, Any] = field(default_factory=dict)
-    clock: Callable[[], datetime] = utcnow
-
+# What each kind of outbox item runs: the one place to look, and to add a kind.
+HANDLERS: Mapping[str, Handler] = {
+    OutboxKind.ISSUE_INVOICE: issue_invoice,
+}
 
 _context: JobContext | None = None
-HANDLERS: dict[str, Handler] = {}
 
 
 def configure(context: JobContext | None) -> None:
+    """Install (or, with None, remove) the context RQ jobs in this process run with."""
     global _context
     _context = context
 
 
 def context() -> JobContext:
+    """The installed context; RQ jobs only get an id."""
     if _context is None:
         raise RuntimeError("job context not installed: start jobs through `kwit worker`")
     return _context
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that performs outbox items of `kind`."""
-
-    def register(fn: Handler) -> Handler:
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
 
 
 def run_outbox_item(outbox_id: str, ctx: JobContext | None = None) -> str:

@@ -1,6 +1,6 @@
-"""Pure builder for iFirma ``fakturakraj.json`` payloads (and refund corrections).
+"""Pure builder for iFirma ``fakturakraj.json`` payloads (refund corrections: correction.py).
 
-Contract: ``shared/protocols/ifirma.md`` §3 (payload), §2.6 (corrections), §4.6 (dates).
+The facts are in docs/protocols/ifirma.md (the invoice payload, date rules).
 Amounts come in as integer grosze and go out as 2-dp ``Decimal`` values; serialise the payload
 with :func:`invoicing.money.dumps`, which renders those Decimals as JSON numbers.
 
@@ -15,7 +15,8 @@ Choices worth knowing:
 - B2B only for a valid Polish NIP (``stdnum.pl.nip``); anything else is issued to a consumer
   (``OsobaFizyczna: true``). Validate NIPs when the order is registered, not here.
 - ``"np"`` lines are sent as ``TypStawkiVat: "NP"`` with ``StawkaVat: null``. That value is
-  **unverified** for ``fakturakraj`` (§3.2) and the emulator rejects it; expect Kod 201 live.
+  **unverified** for ``fakturakraj`` (docs/protocols/ifirma.md, invoice positions) and the
+  emulator rejects it; expect Kod 201 live.
 """
 
 from __future__ import annotations
@@ -31,22 +32,23 @@ from zoneinfo import ZoneInfo
 
 from stdnum.pl import nip as pl_nip
 
-from invoicing.money import from_minor, split_gross, to_minor
+from invoicing.money import from_minor, split_gross
 from models import VatRate
 
 __all__ = [
     "PAYMENT_METHODS",
     "VAT_RATES",
-    "BuiltCorrection",
+    "WARSAW",
     "BuiltInvoice",
     "InvoiceLine",
     "PayloadError",
     "RateTotals",
-    "build_correction",
     "build_invoice",
     "issue_deadline",
     "marker_for",
     "matches_marker",
+    "rate_totals",
+    "warsaw_date",
 ]
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -60,8 +62,6 @@ VAT_RATES: dict[str, Decimal | None] = {
     VatRate.NOT_SUBJECT: None,
 }
 PAYMENT_METHODS = {"paynow": "ELE", "stripe": "KAR"}
-CORRECTION_REASONS = {"OBOW_RABAT", "ZWR_SPRZ_TOW", "ZWR_NAB_KWOT", "ZWR_NAB_ZAL", "PODW_CENY",
-                      "POMYLKI"}  # fmt: skip
 DEFAULT_EXEMPTION_BASIS = "Art. 113 ust. 1"
 # Polish names for the `Kraj` field (a country *name*, ≤70); unknown codes send only `KodKraju`.
 COUNTRY_NAMES = {
@@ -139,17 +139,6 @@ class BuiltInvoice:
         return sum(t.gross_minor for t in self.totals.values())
 
 
-@dataclass(frozen=True)
-class BuiltCorrection:
-    """A ``fakturakraj/korekta/{id}.json`` body; ``totals`` is the "should be" state."""
-
-    payload: dict[str, Any]
-    totals: dict[str, RateTotals]
-    difference: dict[str, RateTotals]
-    issue_date: date
-    marker: str
-
-
 def marker_for(order_id: str) -> str:
     """The searchable part of ``Uwagi`` that ties an iFirma invoice to a Kwit order."""
     return f"Kwit order {order_id}"
@@ -174,13 +163,14 @@ def issue_deadline(sale_date: date) -> date:
     return date(sale_date.year + sale_date.month // 12, sale_date.month % 12 + 1, 15)
 
 
-def _warsaw_date(moment: datetime, what: str) -> date:
+def warsaw_date(moment: datetime, what: str) -> date:
+    """The calendar day of `moment` in Warsaw; PayloadError for a naive datetime."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise PayloadError(f"{what} must be timezone-aware")
     return moment.astimezone(WARSAW).date()
 
 
-def _rate_totals(items: Sequence[tuple[str, int]]) -> dict[str, RateTotals]:
+def rate_totals(items: Sequence[tuple[str, int]]) -> dict[str, RateTotals]:
     """Per-rate totals from (rate, line gross) pairs, VAT computed on the per-rate gross sum."""
     gross_by_rate: dict[str, int] = {}
     for rate, gross in items:
@@ -278,7 +268,8 @@ def build_invoice(
 
     ``paid_at`` must be aware; the sale date is its calendar date in Europe/Warsaw.
     ``issue_date`` defaults to today in Warsaw. Raises :class:`PayloadError` when the lines do
-    not add up to ``gross_minor``, the currency is not PLN, or the dates break §4.6.
+    not add up to ``gross_minor``, the currency is not PLN, or the dates break iFirma's date
+    rules (the issue date within the sale date and the 15th of the next month).
     """
     if currency.upper() != "PLN":
         raise PayloadError(f"fakturakraj supports PLN only, got {currency!r} (needs fakturawaluta)")
@@ -290,7 +281,7 @@ def build_invoice(
     line_sum = sum(ln.gross_minor for ln in parsed)
     if line_sum != gross_minor:
         raise PayloadError(f"lines add up to {line_sum} grosze but {gross_minor} was charged")
-    sale_date = _warsaw_date(paid_at, "paid_at")
+    sale_date = warsaw_date(paid_at, "paid_at")
     if issue_date is None:
         issue_date = datetime.now(WARSAW).date()
     _check_issue_date(issue_date, sale_date)
@@ -314,98 +305,5 @@ def build_invoice(
         "Pozycje": [_position(ln, exemption_basis) for ln in parsed],
         "Kontrahent": _contractor(buyer),
     }
-    totals = _rate_totals([(ln.vat_rate, ln.gross_minor) for ln in parsed])
+    totals = rate_totals([(ln.vat_rate, ln.gross_minor) for ln in parsed])
     return BuiltInvoice(payload, totals, sale_date, issue_date, marker_for(order_id))
-
-
-def _rate_of(item: Mapping[str, Any]) -> str:
-    kind = item.get("TypStawkiVat")
-    if kind in ("ZW", "NP"):
-        return kind.lower()
-    stawka = Decimal(str(item.get("StawkaVat")))
-    for rate, fraction in VAT_RATES.items():
-        if fraction is not None and fraction == stawka:
-            return rate
-    raise PayloadError(f"original position has an unknown VAT rate {item.get('StawkaVat')!r}")
-
-
-def _whole(value: Any) -> int:
-    quantity = Decimal(str(value))
-    if quantity <= 0 or quantity != quantity.to_integral_value():
-        raise PayloadError(f"original position has a non-integer quantity {value!r}")
-    return int(quantity)
-
-
-def _allocate(amount: int, weights: Sequence[int]) -> list[int]:
-    """Split `amount` proportionally to `weights` (largest remainder; ties go to earlier lines)."""
-    total = sum(weights)
-    shares = [amount * w // total for w in weights]
-    order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
-    for i in order[: amount - sum(shares)]:
-        shares[i] += 1
-    return shares
-
-
-def build_correction(
-    *,
-    original_payload: Mapping[str, Any],
-    order_id: str,
-    refund_ref: str,
-    refund_minor: int,
-    refunded_at: datetime,
-    issue_date: date | None = None,
-    reason: str = "ZWR_NAB_KWOT",
-) -> BuiltCorrection:
-    """Build a refund correction for an invoice made by :func:`build_invoice`.
-
-    Positions describe the "should be" state (§2.6). A full refund sends every position with
-    ``Ilosc: 0``. A partial refund is spread over the positions in proportion to their gross
-    (largest remainder); a position keeps its quantity when the reduced gross divides evenly,
-    otherwise it becomes ``1 x`` the reduced line gross so the value stays exact to the grosz.
-    ``SpelnionoWarunki`` is true: the refund itself documents the agreed reduction.
-    """
-    if reason not in CORRECTION_REASONS:
-        raise PayloadError(f"unknown correction reason {reason!r}")
-    if original_payload.get("LiczOd") != "BRT":
-        raise PayloadError("only gross-priced (BRT) invoices can be corrected by this builder")
-    positions = original_payload["Pozycje"]
-    qty = [_whole(p["Ilosc"]) for p in positions]
-    price = [to_minor(p["CenaJednostkowa"]) for p in positions]
-    gross = [q * c for q, c in zip(qty, price, strict=True)]
-    if not 0 < refund_minor <= sum(gross):
-        raise PayloadError(f"refund {refund_minor} must be >0 and ≤ invoice gross {sum(gross)}")
-    refund_day = _warsaw_date(refunded_at, "refunded_at")
-    issue_date = issue_date or datetime.now(WARSAW).date()
-    original_issue = date.fromisoformat(original_payload["DataWystawienia"])
-    if issue_date < max(refund_day, original_issue):
-        raise PayloadError(f"correction date {issue_date} is before the refund or the invoice")
-    items, should_be, before = [], [], []
-    cuts = _allocate(refund_minor, gross)
-    for p, q, c, g, cut in zip(positions, qty, price, gross, cuts, strict=True):
-        rate, left = _rate_of(p), g - cut
-        new_q, new_c = (0, c) if left == 0 else (q, left // q) if left % q == 0 else (1, left)
-        item = {k: v for k, v in p.items() if k not in ("Ilosc", "CenaJednostkowa")}
-        items.append({**item, "Ilosc": new_q, "CenaJednostkowa": from_minor(new_c)})
-        should_be.append((rate, left))
-        before.append((rate, g))
-    totals, old = _rate_totals(should_be), _rate_totals(before)
-    difference = {
-        r: RateTotals(
-            totals[r].net_minor - o.net_minor,
-            totals[r].vat_minor - o.vat_minor,
-            totals[r].gross_minor - o.gross_minor,
-        )
-        for r, o in old.items()
-    }
-    # Deliberately not containing marker_for(order_id): reconciling the sale invoice must
-    # never mistake this correction for it.
-    marker = f"Kwit refund {refund_ref} for order {order_id}"
-    payload = {
-        "PowodKorekty": reason,
-        "PowodKorektyNaWydruku": True,
-        "SpelnionoWarunki": True,
-        "DataWystawienia": issue_date.isoformat(),
-        "Uwagi": marker,  # unverified on corrections (§2.6 page truncated); used to reconcile
-        "Pozycje": items,
-    }
-    return BuiltCorrection(payload, totals, difference, issue_date, marker)

@@ -1,23 +1,24 @@
-"""Payment-provider API clients built from Settings, one per Runtime (process).
+"""Provider API clients (PayNow, iFirma) built from Settings; the Runtime owns one of each.
 
-Kept out of service/runtime.py so the Runtime stays a plain bag of shared objects: the PayNow
-client is built on first use and cached per Runtime here.
+The builders here say how a client is configured; service/runtime.py builds them on first use
+and closes them with the Runtime. `paynow_for(rt)` is what views and commands call.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+from invoicing.ifirma import IFirmaClient
 from service.config import Settings
 from service.http import http_session
-from service.runtime import Runtime
 from webhooks.paynow_client import PaynowClient
 
-__all__ = ["PAYNOW_RETRIES", "PAYNOW_TIMEOUT", "paynow_client", "paynow_for"]
+if TYPE_CHECKING:  # service/runtime.py imports this module to build its clients
+    from service.runtime import Runtime
+
+__all__ = ["PAYNOW_RETRIES", "PAYNOW_TIMEOUT", "ifirma_client", "paynow_client", "paynow_for"]
 
 # A create call runs inside an API request: connect 3 s, read 10 s, one retry on 5xx/timeouts
 # (same Idempotency-Key, so a retry never creates a second object). Worst case ≈ 26 s, inside
@@ -25,9 +26,6 @@ __all__ = ["PAYNOW_RETRIES", "PAYNOW_TIMEOUT", "paynow_client", "paynow_for"]
 PAYNOW_TIMEOUT = (3.05, 10.0)
 PAYNOW_RETRIES = 1
 PAYNOW_BACKOFF = 0.5
-
-_clients: dict[int, PaynowClient | None] = {}
-_lock = threading.Lock()
 
 
 def paynow_client(
@@ -54,22 +52,24 @@ def paynow_client(
     )
 
 
+def ifirma_client(
+    settings: Settings, *, http: requests.Session | None = None
+) -> IFirmaClient | None:
+    """An iFirma client (on `http`, else its own session), or None when iFirma is not set up."""
+    if not (settings.ifirma_user and settings.ifirma_invoice_key):
+        return None
+    keys = {"faktura": settings.ifirma_invoice_key}
+    if settings.ifirma_abonent_key:
+        keys["abonent"] = settings.ifirma_abonent_key
+    return IFirmaClient(
+        http if http is not None else http_session(settings.ifirma_base_url),
+        user=settings.ifirma_user,
+        keys=keys,
+        base_url=settings.ifirma_base_url,
+        timeout=(5.0, settings.ifirma_timeout),
+    )
+
+
 def paynow_for(rt: Runtime) -> PaynowClient | None:
-    """The Runtime's PayNow client, built on first use (thread-safe)."""
-    key = id(rt)
-    with _lock:
-        if key not in _clients:
-            http = http_session(rt.settings.paynow_base_url)
-            client = paynow_client(rt.settings, http=http)
-            _clients[key] = client
-            # Forget it with the Runtime, so a new Runtime at the same address gets its own.
-            weakref.finalize(rt, _forget, key, client, http)
-        return _clients[key]
-
-
-def _forget(key: int, client: PaynowClient | None, http: requests.Session) -> None:
-    with _lock:
-        _clients.pop(key, None)
-    if client is not None:
-        client.close()
-    http.close()
+    """The Runtime's PayNow client (built on first use), or None when PayNow is not set up."""
+    return rt.paynow()

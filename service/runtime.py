@@ -1,26 +1,77 @@
-"""The objects one Kwit process shares: engine, sessions, vault, Redis queue. Built from Settings."""
+"""The objects one Kwit process shares: engine, sessions, vault, Redis queue, provider clients."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Generic, TypeVar
 
+import requests
 import sqlalchemy as sa
 from redis import Redis
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.retention import PolicyError, RetentionEngine, load_policy
+from invoicing.context import JobContext
 from invoicing.ifirma import IFirmaClient
-from invoicing.jobs import JobContext
 from invoicing.queue import redis_client
 from models.blobs import LocalBlobStore
 from models.session import make_engine, make_session_factory
 from models.vault import Vault
 from service.config import Settings
 from service.http import http_session
+from service.providers import ifirma_client, paynow_client
 from webhooks.ingest import IngestContext
+from webhooks.paynow_client import PaynowClient
 from webhooks.recent import RecentKeys
+
+C = TypeVar("C")
+
+
+class LazyClient(Generic[C]):
+    """A provider client with its own HTTP session, built on first use (thread-safe).
+
+    `build` gets the session and returns the client, or None when the provider is not
+    configured (remembered too). `close()` releases it; the next use builds a new one.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        build: Callable[[requests.Session], C | None],
+        release: Callable[[C], None] | None = None,
+    ) -> None:
+        self._base_url = base_url
+        self._build = build
+        self._release = release
+        self._lock = threading.Lock()
+        self._built = False
+        self._client: C | None = None
+        self._http: requests.Session | None = None
+
+    def get(self) -> C | None:
+        with self._lock:
+            if not self._built:
+                http = http_session(self._base_url)
+                self._client = self._build(http)
+                if self._client is None:
+                    http.close()
+                else:
+                    self._http = http
+                self._built = True
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            client, http = self._client, self._http
+            self._client, self._http, self._built = None, None, False
+        if client is not None and self._release is not None:
+            self._release(client)
+        if http is not None:
+            http.close()
 
 
 @dataclass
@@ -36,6 +87,19 @@ class Runtime:
     ingest_context: IngestContext
     job_context: JobContext | None = None
     recent_events: RecentKeys = field(default_factory=RecentKeys)
+    _ifirma: LazyClient[IFirmaClient] = field(init=False, repr=False)
+    _paynow: LazyClient[PaynowClient] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self._ifirma = LazyClient(
+            settings.ifirma_base_url, lambda http: ifirma_client(settings, http=http)
+        )
+        self._paynow = LazyClient(
+            settings.paynow_base_url,
+            lambda http: paynow_client(settings, http=http),
+            release=PaynowClient.close,
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -64,10 +128,18 @@ class Runtime:
             ),
         )
 
+    def ifirma(self) -> IFirmaClient | None:
+        """This process's iFirma client, built on first use; None when iFirma is not set up."""
+        return self._ifirma.get()
+
+    def paynow(self) -> PaynowClient | None:
+        """This process's PayNow client, built on first use; None when PayNow is not set up."""
+        return self._paynow.get()
+
     def job_services(self) -> dict[str, object]:
-        """Clients and stores the jobs use (see invoicing.pipeline.Services)."""
+        """Clients and stores the jobs use (see invoicing.context.Services)."""
         return {
-            "ifirma": ifirma_client(self.settings),
+            "ifirma": self.ifirma(),
             "vault": self.vault,
             "blobs": self.blobs,
             "retention": self.retention,
@@ -81,6 +153,10 @@ class Runtime:
         return result.code, result.until
 
     def close(self) -> None:
+        """Release pools and clients; safe to call twice (a later use reconnects)."""
+        self.job_context = None  # it holds the iFirma client closed below
+        self._ifirma.close()
+        self._paynow.close()
         self.engine.dispose()
         if self.redis is not None:
             self.redis.close()
@@ -100,20 +176,4 @@ def retention_engine(settings: Settings) -> RetentionEngine:
         settings.retention_profile,
         income_tax_overlay=settings.income_tax_overlay,
         policy=policy,
-    )
-
-
-def ifirma_client(settings: Settings) -> IFirmaClient | None:
-    """An iFirma client with its own HTTP session, or None when iFirma is not configured."""
-    if not (settings.ifirma_user and settings.ifirma_invoice_key):
-        return None
-    keys = {"faktura": settings.ifirma_invoice_key}
-    if settings.ifirma_abonent_key:
-        keys["abonent"] = settings.ifirma_abonent_key
-    return IFirmaClient(
-        http_session(settings.ifirma_base_url),
-        user=settings.ifirma_user,
-        keys=keys,
-        base_url=settings.ifirma_base_url,
-        timeout=(5.0, settings.ifirma_timeout),
     )

@@ -1,4 +1,7 @@
-"""Wiring between Settings and the job layer: the job context and the periodic tasks."""
+"""The job side of a Kwit process: the job context, dispatch after commit, the periodic tasks.
+
+`kwit worker` runs `run_worker`; the web process only calls `dispatch` after its commits.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,35 @@ import threading
 import time
 from datetime import timedelta
 
-from invoicing import jobs, outbox, pipeline  # noqa: F401 - pipeline registers its handler
+from invoicing import jobs, outbox
+from invoicing.context import JobContext
 from invoicing.queue import safe_enqueue, safe_enqueue_missing
 from models import utcnow
+from service.idempotency import purge_expired
+from service.retention_ops import run_retention
 from service.runtime import Runtime
+from webhooks.paynow_sync import SyncReport, sync
+
+__all__ = [
+    "dispatch",
+    "install_job_context",
+    "job_context",
+    "paynow_sync_once",
+    "periodic_tasks",
+    "run_inline",
+    "run_worker",
+    "sweep_once",
+]
 
 log = logging.getLogger("kwit.worker")
 
+PAYNOW_SYNC_EVERY = 60.0  # seconds; only payments older than KWIT_PAYNOW_SYNC_AGE are polled
 
-def job_context(rt: Runtime) -> jobs.JobContext:
+
+def job_context(rt: Runtime) -> JobContext:
     """The context jobs run with, built once per runtime."""
     if rt.job_context is None:
-        rt.job_context = jobs.JobContext(
+        rt.job_context = JobContext(
             sessions=rt.sessions,
             lease=timedelta(seconds=rt.settings.job_lease_seconds),
             services=rt.job_services(),
@@ -26,7 +46,7 @@ def job_context(rt: Runtime) -> jobs.JobContext:
     return rt.job_context
 
 
-def install_job_context(rt: Runtime) -> jobs.JobContext:
+def install_job_context(rt: Runtime) -> JobContext:
     """Install the context for RQ jobs in this (worker) process."""
     ctx = job_context(rt)
     jobs.configure(ctx)
@@ -52,6 +72,7 @@ def dispatch(rt: Runtime, outbox_id: str, *, fresh: bool = False) -> None:
 
 
 def sweep_once(rt: Runtime) -> int:
+    """Hand every due outbox item to Redis (or run it inline); returns how many."""
     if rt.queue is not None:
         queue = rt.queue
         return outbox.sweep(rt.sessions, lambda ids: safe_enqueue_missing(queue, ids), now=utcnow())
@@ -62,43 +83,97 @@ def sweep_once(rt: Runtime) -> int:
     )
 
 
+def paynow_sync_once(rt: Runtime, *, min_age: timedelta | None = None) -> SyncReport | None:
+    """One PayNow sync run: poll, commit, then dispatch the queued invoices. None without PayNow.
+
+    For the worker's periodic loop as well as `kwit paynow sync`; PayNow errors other than auth
+    errors are counted in the report, an auth error is raised.
+    """
+    client = rt.paynow()
+    if client is None:
+        return None
+    age = min_age if min_age is not None else timedelta(seconds=rt.settings.paynow_sync_age)
+    with rt.sessions() as session:
+        report = sync(session, rt.ingest_context, client, now=utcnow(), min_age=age)
+        session.commit()
+    for outbox_id in report.outbox_ids:
+        dispatch(rt, outbox_id)
+    if report.payments_updated or report.refunds_updated or report.errors:
+        log.info("paynow sync", extra={"summary": report.summary()})
+    return report
+
+
+def run_worker(rt: Runtime, *, burst: bool = False, name: str | None = None) -> None:
+    """Run RQ jobs in this process until stopped (or, with `burst`, until the queue is empty),
+    with the periodic tasks in a background thread."""
+    from rq import SimpleWorker
+
+    if rt.queue is None or rt.redis is None:
+        raise RuntimeError("a worker needs KWIT_REDIS_URL")
+    install_job_context(rt)
+    stop = threading.Event()
+    ticker = threading.Thread(
+        target=periodic_tasks, args=(rt, stop), name="kwit-sweeper", daemon=True
+    )
+    ticker.start()
+    # SimpleWorker runs jobs in this process: no fork per job, one DB pool per worker.
+    try:
+        SimpleWorker([rt.queue], connection=rt.redis, name=name).work(
+            burst=burst, logging_level=rt.settings.log_level
+        )
+    finally:
+        stop.set()
+
+
 def periodic_tasks(rt: Runtime, stop: threading.Event) -> None:
     """The worker's background loop: sweep the outbox at start, then every KWIT_SWEEP_INTERVAL.
 
     Sweeping at start means a restarted worker picks up what its predecessor left at once.
     """
-    interval = 0.0
-    while not stop.wait(interval):
-        interval = rt.settings.sweep_interval
-        for task in (_sweep, _paynow_sync, _daily_retention):
+    Periodic(rt).run(stop)
+
+
+class Periodic:
+    """The periodic tasks of one worker, and what they remember between rounds."""
+
+    def __init__(self, rt: Runtime, *, paynow_every: float = PAYNOW_SYNC_EVERY) -> None:
+        self.rt = rt
+        self.paynow_every = paynow_every
+        self.last_paynow_sync: float | None = None  # time.monotonic() of the last run
+
+    def run(self, stop: threading.Event) -> None:
+        """Run a round at once, then one every KWIT_SWEEP_INTERVAL until `stop` is set."""
+        interval = 0.0
+        while not stop.wait(interval):
+            interval = self.rt.settings.sweep_interval
+            self.run_once()
+
+    def run_once(self) -> None:
+        """One round: sweep, PayNow sync when due, the daily retention run when due."""
+        for task in (self.sweep, self.paynow_sync, self.daily_retention):
             try:
-                task(rt)
+                task()
             except Exception:
                 # One failing task must not stop the others or the loop.
                 log.exception("periodic task failed", extra={"task": task.__name__})
 
+    def sweep(self) -> None:
+        count = sweep_once(self.rt)
+        if count:
+            log.info("sweeper re-enqueued outbox items", extra={"count": count})
 
-def _sweep(rt: Runtime) -> None:
-    count = sweep_once(rt)
-    if count:
-        log.info("sweeper re-enqueued outbox items", extra={"count": count})
+    def paynow_sync(self) -> None:
+        """Heal missed PayNow notifications: poll stale NEW/PENDING payments and open refunds."""
+        now = time.monotonic()
+        if self.last_paynow_sync is not None and now - self.last_paynow_sync < self.paynow_every:
+            return
+        self.last_paynow_sync = now
+        report = paynow_sync_once(self.rt)
+        if report is not None and report.outbox_ids:
+            log.info("paynow sync healed payments", extra={"invoices": len(report.outbox_ids)})
 
-
-PAYNOW_SYNC_EVERY = 60.0  # seconds; only payments older than KWIT_PAYNOW_SYNC_AGE are polled
-_last_paynow_sync = 0.0
-
-
-def _paynow_sync(rt: Runtime) -> None:
-    """Heal missed PayNow notifications: poll stale NEW/PENDING payments and open refunds."""
-    global _last_paynow_sync
-    if time.monotonic() - _last_paynow_sync < PAYNOW_SYNC_EVERY:
-        return
-    _last_paynow_sync = time.monotonic()
-    from service.cli.paynow import sync_once
-
-    report = sync_once(rt)
-    if report is not None and report.outbox_ids:
-        log.info("paynow sync healed payments", extra={"invoices": len(report.outbox_ids)})
+    def daily_retention(self) -> None:
+        _daily_retention(self.rt)
 
 
 def _daily_retention(rt: Runtime) -> None:
@@ -108,11 +183,7 @@ def _daily_retention(rt: Runtime) -> None:
     today = utcnow().date()
     if not rt.redis.set(f"kwit:retention-run:{today.isoformat()}", "1", nx=True, ex=3 * 86400):
         return  # another worker has it today
-    from service.retention_ops import run_retention
-
     report = run_retention(rt, today=today, actor="worker")
     log.info("daily retention run done", extra={"report": str(report)[:500]})
-    from service.idempotency import purge_expired
-
     with rt.sessions.begin() as session:
         purge_expired(session, now=utcnow())

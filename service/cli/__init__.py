@@ -1,14 +1,20 @@
-"""The `kwit` command line (Click, through Flask's CLI)."""
+"""The `kwit` command line: a Click group whose commands run inside the Kwit app.
+
+A plain Click group, not Flask's FlaskGroup: Kwit's commands are the whole interface, so there
+are no `--app`/`--debug`/`--env-file` options, no second dev server (`run`) and no plugin
+commands from whatever else is installed. `with_appcontext` still works: the group hands every
+command a ScriptInfo that builds the app from KWIT_* variables on first use.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import ScriptInfo
 
-from models import ApiKey, Role, utcnow
 from service.config import ConfigError
 
 
@@ -19,12 +25,32 @@ def _load_app() -> Flask:
         app = create_app()
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
-    # A CLI command runs in one app context; close the pools when it ends.
-    app.teardown_appcontext(lambda _exc: app.extensions["kwit"].close())
+    # Pools and clients close when the command ends (not with each app context: `kwit serve`
+    # pushes one per request).
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.find_root().call_on_close(app.extensions["kwit"].close)
     return app
 
 
-@click.group(cls=FlaskGroup, create_app=_load_app, add_version_option=False)
+class KwitGroup(click.Group):
+    """The root group: gives each invocation its own lazily loaded Kwit app."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        extra.setdefault(
+            "obj",
+            ScriptInfo(create_app=_load_app, set_debug_flag=False, load_dotenv_defaults=False),
+        )
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+@click.group(cls=KwitGroup)
 def cli() -> None:
     """Kwit: payment webhooks in, VAT invoices out.
 
@@ -34,130 +60,20 @@ def cli() -> None:
 
 
 def main() -> None:
+    """The `kwit` console script."""
     cli(prog_name="kwit")
 
 
-@cli.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
-@with_appcontext
-def serve(host: str, port: int) -> None:
-    """Run the development server. In production use gunicorn: `gunicorn -w 4 wsgi:app`."""
-    from flask import current_app
+def _register() -> None:
+    """One module per command group, each next to the functions it calls."""
+    from service.cli import archive, db, demo, emulate, keys, ops, paynow, retention, serve, worker
 
-    click.echo(f"Kwit listening on http://{host}:{port} (development server)")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
-
-
-@cli.group("db")
-def db_group() -> None:
-    """Database schema commands."""
-
-
-@db_group.command("upgrade")
-@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
-@with_appcontext
-def db_upgrade(revision: str) -> None:
-    """Create or migrate the schema. Safe to run again: an up-to-date schema is left alone."""
-    from models.migrate import current_revision, upgrade
-    from service.db import runtime
-
-    rt = runtime()
-    before = current_revision(rt.engine)
-    upgrade(rt.settings.database_url, revision)
-    after = current_revision(rt.engine)
-    if before == after:
-        click.echo(f"Schema already at revision {after}; nothing to do.")
-    else:
-        click.echo(f"Schema migrated from {before or 'empty'} to {after}.")
-
-
-@cli.group("keys")
-def keys_group() -> None:
-    """Manage API keys (backend, accountant, admin)."""
-
-
-@keys_group.command("create")
-@click.option(
-    "--role",
-    type=click.Choice([r.value for r in Role]),
-    required=True,
-    help="backend: orders; accountant: invoices and archives; admin: everything.",
-)
-@click.argument("name")
-@with_appcontext
-def keys_create(role: str, name: str) -> None:
-    """Create an API key called NAME and print it once. Only its hash is stored."""
-    from service.auth import create_key
-    from service.db import runtime
-
-    with runtime().sessions.begin() as session:
-        created = create_key(session, name=name, role=Role(role))
-        prefix = created.key.prefix
-    click.echo(created.token)
-    click.echo(
-        f"Created {role} key {name!r} (prefix {prefix}). Store it now: it is not shown again.",
-        err=True,
-    )
-
-
-@keys_group.command("list")
-@with_appcontext
-def keys_list() -> None:
-    """List API keys: prefix, role, name, created and revoked dates. Secrets are never shown."""
-    import sqlalchemy as sa
-
-    from service.db import runtime
-
-    with runtime().sessions() as session:
-        keys = session.scalars(sa.select(ApiKey).order_by(ApiKey.created_at)).all()
-    if not keys:
-        click.echo("No API keys. Create one with: kwit keys create --role admin NAME")
-        return
-    click.echo(f"{'PREFIX':<10} {'ROLE':<11} {'CREATED':<20} {'REVOKED':<20} NAME")
-    for key in keys:
-        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "-"
-        created = key.created_at.strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{key.prefix:<10} {key.role.value:<11} {created:<20} {revoked:<20} {key.name}")
-
-
-@keys_group.command("revoke")
-@click.argument("prefix_or_name")
-@with_appcontext
-def keys_revoke(prefix_or_name: str) -> None:
-    """Revoke the key with this prefix (or every active key with this name)."""
-    from service.auth import revoke_key
-    from service.db import runtime
-
-    with runtime().sessions.begin() as session:
-        count = revoke_key(session, prefix_or_name, now=utcnow())
-    if count == 0:
-        raise click.ClickException(f"no active key with prefix or name {prefix_or_name!r}")
-    click.echo(f"Revoked {count} key(s).")
-
-
-@keys_group.command("fernet")
-def keys_fernet() -> None:
-    """Print a new Fernet key for KWIT_ENCRYPTION_KEYS (put it first; keep old keys after it)."""
-    from models.vault import Vault
-
-    click.echo(Vault.generate_key())
-
-
-def _register_more() -> None:
-    """Commands that live next to the thing they operate on."""
-    from service.cli import archive, demo, emulate, ops, paynow, retention, worker
-
-    worker.register(cli)
-    archive.register(cli)
-    ops.register(cli)
-    paynow.register(cli)
-    emulate.register(cli)
-    retention.register(cli)
+    for module in (serve, worker, db, keys, archive, ops, paynow, emulate, retention):
+        module.register(cli)
     cli.add_command(demo.demo)
 
 
-_register_more()
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from flask.cli import with_appcontext
 
-from invoicing.archive import (
-    ArchiveSummary,
-    PeriodError,
-    archive_filename,
-    count_invoices,
-    export,
-    validate_period,
-)
-from models import utcnow
+from invoicing.archive import ArchiveSummary, PeriodError, archive_filename, validate_period
+from service.archive_file import ArchiveWriteError, write_archive
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -63,65 +54,17 @@ def archive(start: datetime, end: datetime, output: Path | None, force: bool) ->
     output = output or Path(archive_filename(first, last))
     if output.exists() and not force:
         raise click.ClickException(f"{output} already exists; use --force to replace it.")
-    summary = _write(first, last, output)
+    from service.db import runtime
+
+    try:
+        summary = write_archive(runtime(), first, last, output, progress=_progress_bar)
+    except ArchiveWriteError as exc:
+        raise click.ClickException(str(exc)) from exc.__cause__
     _report(summary, output)
 
 
-def _write(first: date, last: date, output: Path) -> ArchiveSummary:
-    """Stream the archive into OUTPUT.part, then rename; audit the run whatever happens."""
-    from service.auth import audit
-    from service.db import runtime
-
-    rt = runtime()
-    part = output.with_name(output.name + ".part")
-    outcome, summary = "aborted", ArchiveSummary(start=first, end=last, generated_at=utcnow())
-    try:
-        with rt.sessions() as session:
-            total = count_invoices(session, first, last)
-            with (
-                click.progressbar(length=total, label="Archiving invoices", file=sys.stderr) as bar,
-                part.open("wb") as handle,
-            ):
-                stream = export(
-                    session,
-                    rt.blobs,
-                    start=first,
-                    end=last,
-                    generated_at=summary.generated_at,
-                    progress=bar.update,
-                )
-                summary = stream.summary
-                for chunk in stream:
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())  # durable before it gets the final name
-        os.replace(part, output)
-        outcome = "complete"
-    except Exception as exc:
-        outcome = "failed"
-        raise click.ClickException(f"the archive was not written: {exc}") from exc
-    finally:
-        if outcome != "complete":
-            part.unlink(missing_ok=True)
-        with rt.sessions() as audit_session:
-            details = _details(summary, output, outcome)
-            audit(audit_session, "cli", "archive.export", _object(first, last), details=details)
-            audit_session.commit()
-    return summary
-
-
-def _object(first: date, last: date) -> str:
-    return f"invoices:{first.isoformat()}..{last.isoformat()}"
-
-
-def _details(summary: ArchiveSummary, output: Path, outcome: str) -> dict[str, Any]:
-    details = summary.as_dict()
-    del details["complete"]
-    try:
-        user = getpass.getuser()  # who ran it: the audit row's actor is only "cli"
-    except (KeyError, OSError):
-        user = None
-    return {**details, "outcome": outcome, "file": str(output.resolve()), "os_user": user}
+def _progress_bar(total: int) -> Any:
+    return click.progressbar(length=total, label="Archiving invoices", file=sys.stderr)
 
 
 def _report(summary: ArchiveSummary, output: Path) -> None:

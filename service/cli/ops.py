@@ -1,16 +1,21 @@
-"""Operational commands: `kwit sweep` and `kwit simulate stripe`."""
+"""Operational commands: `kwit sweep`, `kwit shell` and `kwit simulate stripe`."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 import requests
 from flask.cli import with_appcontext
 
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(sweep)
+    cli.add_command(shell)
     cli.add_command(simulate)
 
 
@@ -27,6 +32,31 @@ def sweep() -> None:
 
     count = sweep_once(runtime())
     click.echo(f"Swept the outbox: {count} item(s) handed over.")
+
+
+@click.command("shell")
+@with_appcontext
+def shell() -> None:
+    """Open a Python shell inside the configured Kwit: `rt`, `models`, `sa` and `utcnow` at hand.
+
+    For looking at rows by hand, e.g.
+    `with rt.sessions() as s: s.get(models.Invoice, "...")`.
+    """
+    import code
+
+    from service.db import runtime
+
+    namespace = shell_namespace(runtime())
+    code.interact(banner=f"Kwit shell; names: {', '.join(sorted(namespace))}", local=namespace)
+
+
+def shell_namespace(rt: Runtime) -> dict[str, Any]:
+    """What `kwit shell` starts with: the runtime, the models package, SQLAlchemy, the clock."""
+    import sqlalchemy as sa
+
+    import models
+
+    return {"rt": rt, "models": models, "sa": sa, "utcnow": models.utcnow}
 
 
 @click.group("simulate")

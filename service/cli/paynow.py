@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import click
 from flask.cli import with_appcontext
 
-from models import utcnow
-from service.providers import paynow_for
-from service.runtime import Runtime
-from service.worker import dispatch
+from service.worker import paynow_sync_once
 from webhooks.paynow_client import PaynowError
-from webhooks.paynow_sync import SyncReport, sync
-
-__all__ = ["register", "sync_once"]
-
-log = logging.getLogger("kwit.paynow_sync")
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(paynow_group)
-
-
-def sync_once(rt: Runtime, *, min_age: timedelta | None = None) -> SyncReport | None:
-    """One sync run: poll, commit, then dispatch the queued invoices. None without PayNow.
-
-    For the worker's periodic loop as well as the CLI; PayNow errors other than auth errors
-    are counted in the report, an auth error is raised.
-    """
-    client = paynow_for(rt)
-    if client is None:
-        return None
-    age = min_age if min_age is not None else timedelta(seconds=rt.settings.paynow_sync_age)
-    with rt.sessions() as session:
-        report = sync(session, rt.ingest_context, client, now=utcnow(), min_age=age)
-        session.commit()
-    for outbox_id in report.outbox_ids:
-        dispatch(rt, outbox_id)
-    if report.payments_updated or report.refunds_updated or report.errors:
-        log.info("paynow sync", extra={"summary": report.summary()})
-    return report
 
 
 @click.group("paynow")
@@ -68,9 +39,9 @@ def sync_command(min_age: int | None) -> None:
     """
     from service.db import runtime
 
-    rt = runtime()
+    age = None if min_age is None else timedelta(seconds=min_age)
     try:
-        report = sync_once(rt, min_age=None if min_age is None else timedelta(seconds=min_age))
+        report = paynow_sync_once(runtime(), min_age=age)
     except PaynowError as exc:
         raise click.ClickException(f"PayNow refused the credentials: {exc}") from None
     if report is None:

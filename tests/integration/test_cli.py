@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -23,23 +24,50 @@ def invoke(env: dict[str, str], *args: str):
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and subcommand under `group`, through nested groups."""
+    paths = []
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths.extend(command_paths(command, (*prefix, name)))
+    return paths
+
+
 def test_every_command_has_help() -> None:
     runner = CliRunner()
     top = runner.invoke(cli, ["--help"])
     assert top.exit_code == 0
-    for path in (
-        ["serve"],
-        ["worker"],
-        ["db", "upgrade"],
-        ["keys", "create"],
-        ["keys", "list"],
-        ["keys", "revoke"],
-        ["demo"],
-    ):
-        result = runner.invoke(cli, [*path, "--help"])
-        assert result.exit_code == 0, path
-        assert "Usage: " in result.output
-        assert len(result.output.splitlines()) > 3
+    paths = command_paths(cli)
+    # The walk really goes through the groups.
+    for expected in [("serve",), ("worker",), ("db", "upgrade"), ("keys", "create"), ("demo",)]:
+        assert expected in paths
+    assert ("emulate", "ifirma") in paths
+    assert ("retention", "run") in paths
+    for path in paths:
+        result = runner.invoke(cli, [*path, "--help"], prog_name="kwit")
+        assert result.exit_code == 0, (path, result.output)
+        assert f"Usage: kwit {' '.join(path)}" in result.output, path
+        command = cli
+        for name in path:
+            command = command.get_command(click.Context(command), name)
+        description = (command.help or "").strip()
+        assert len(description) >= 20, (path, description)
+        assert description.split("\n")[0] in result.output.replace("\n  ", " "), path
+
+
+def test_top_level_help_shows_only_kwit_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for flask_only in ("--app", "--debug", "--env-file", "--version"):
+        assert flask_only not in result.output
+    commands = result.output.split("Commands:", 1)[1].split()
+    assert "serve" in commands
+    assert "run" not in commands
+    assert "routes" not in commands
 
 
 def test_keys_create_list_revoke(env: dict[str, str], client) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from emulators import ifirma as ifirma_emulator
 from invoicing import jobs
-from invoicing.pipeline import Services
+from invoicing.context import Services
 from models import Invoice, InvoiceState, Order, OutboxItem, OutboxState, utcnow
 from service.app import create_app
 from service.worker import job_context

@@ -40,3 +40,24 @@ def test_daily_retention_is_off_unless_configured(pg_db, redis_url, tmp_path):
             assert session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 0
     finally:
         rt.close()
+
+
+def test_paynow_sync_runs_at_once_then_waits_its_interval(sqlite_url, tmp_path, monkeypatch):
+    from service import worker
+
+    runs = []
+    monkeypatch.setattr(worker, "paynow_sync_once", lambda rt: runs.append(rt))
+    rt = create_app(make_settings(sqlite_url, tmp_path)).extensions["kwit"]
+    try:
+        loop = worker.Periodic(rt, paynow_every=3600)
+        loop.paynow_sync()
+        loop.paynow_sync()  # within the interval: skipped
+        assert len(runs) == 1
+        # The schedule belongs to the loop, not the module: another worker's loop runs at once.
+        worker.Periodic(rt, paynow_every=3600).paynow_sync()
+        assert len(runs) == 2
+        loop.last_paynow_sync -= 3601
+        loop.paynow_sync()
+        assert len(runs) == 3
+    finally:
+        rt.close()

@@ -16,8 +16,8 @@ from werkzeug.serving import make_server
 from emulators import paynow as paynow_emulator
 from models import Invoice, InvoiceKind, OrderStatus, OutboxItem, Payment, Refund, RefundStatus
 from service.app import create_app
-from service.cli.paynow import sync_once
 from service.providers import PAYNOW_RETRIES
+from service.worker import paynow_sync_once as sync_once
 from tests.factories import make_order, make_payment
 from tests.support import PAYNOW_API_KEY, PAYNOW_SIGNATURE_KEY, make_settings
 

@@ -24,7 +24,7 @@ from models import (
 )
 from service.app import create_app
 from service.cli import cli
-from service.cli.paynow import sync_once
+from service.worker import paynow_sync_once as sync_once
 from tests.factories import make_order, make_payment
 from tests.support import (
     PAYNOW_API_KEY,

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from emulators.ifirma import create_app, start_in_thread
 from emulators.ifirma_rules import hmac_sha1_hex
+from invoicing.correction import build_correction
 from invoicing.ifirma import IFirmaClient, IFirmaTransientError, auth_header, ksef_status
 from invoicing.money import dumps
-from invoicing.payload import InvoiceLine, build_correction, build_invoice, matches_marker
+from invoicing.payload import InvoiceLine, build_invoice, matches_marker
 
 USER = "demo@example.pl"
 KEY = "EAB0D8ACF3308F3B"
@@ -181,7 +182,7 @@ def test_public_base_url_mode_checks_the_live_url() -> None:
     jan = "jan.nowak@ifirma.pl"
     app = create_app(user=jan, keys=KEYS, public_base_url="https://www.ifirma.pl/iapi")
     client = app.test_client()
-    live = f"IAPIS user={jan}, hmac-sha1=40600699c8f72e4165b11f98c4cb93253a3cc7dc"  # §1.4 vector
+    live = f"IAPIS user={jan}, hmac-sha1=40600699c8f72e4165b11f98c4cb93253a3cc7dc"  # worked auth example
     resp = call(client, "GET", "fakturakraj/1337.json", header=live)
     assert kod(resp) == (201, "Nie znaleziono faktury")  # authenticated, just absent
     local = auth_header(f"{LOCAL}/iapi/fakturakraj/1337.json", jan, "faktura", KEY)

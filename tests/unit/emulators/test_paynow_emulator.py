@@ -137,7 +137,7 @@ def confirmed_payment(client: FlaskClient, key: str = "paid-1") -> str:
     return payment_id
 
 
-# --- signing, checked against protocol §6 ---------------------------------------------------
+# --- signing, checked against the PayNow test vectors -------------------------------------
 
 
 def test_emulator_signer_matches_docs_vectors() -> None:

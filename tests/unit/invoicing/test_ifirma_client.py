@@ -1,11 +1,12 @@
-"""iFirma client: §1.4 auth vectors, exact signed bytes, envelopes and error mapping."""
+"""iFirma client: the auth vectors, exact signed bytes, envelopes, PDF, KSeF and account calls.
+
+How answers map to typed errors: test_ifirma_errors.py.
+"""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import socket
 from datetime import date
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
@@ -13,13 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 import responses
-from urllib3.exceptions import ProtocolError
 
 from invoicing.ifirma import (
     IFirmaAuthError,
     IFirmaClient,
     IFirmaError,
-    IFirmaRateLimitError,
     IFirmaTransientError,
     IFirmaValidationError,
     auth_header,
@@ -36,7 +35,7 @@ def digest_of(header: str) -> str:
     return header.rsplit("hmac-sha1=", 1)[1]
 
 
-# ---- §1.4 vectors, through auth_header --------------------------------------------------------
+# ---- the worked auth examples (docs/protocols/ifirma.md), through auth_header -----------------
 
 
 def test_hex_decoded_key_vector() -> None:
@@ -324,117 +323,6 @@ def test_kod_0_without_identyfikator_is_an_unknown_outcome(client: IFirmaClient)
 def test_create_correction_posts_to_the_korekta_path(client: IFirmaClient) -> None:
     responses.post(f"{BASE}/fakturakraj/korekta/1_11_2026.json", json=ok(Identyfikator=5))
     assert client.create_correction("1/11/2026", {"PowodKorekty": "ZWR_NAB_KWOT"}) == "5"
-
-
-# ---- error mapping ------------------------------------------------------------------------------
-
-
-@responses.activate
-@pytest.mark.parametrize(
-    ("kod", "error"),
-    [
-        (101, IFirmaValidationError),
-        (102, IFirmaValidationError),
-        (200, IFirmaValidationError),
-        (201, IFirmaValidationError),
-        (202, IFirmaValidationError),
-        (400, IFirmaAuthError),
-        (401, IFirmaAuthError),
-        (402, IFirmaAuthError),
-        (403, IFirmaAuthError),
-        (499, IFirmaAuthError),
-        (500, IFirmaAuthError),
-        (100, IFirmaTransientError),
-    ],
-)
-def test_http_200_with_nonzero_kod_is_a_typed_error(client: IFirmaClient, kod: int, error) -> None:
-    info = f"Informacja dla kodu {kod}"
-    responses.post(f"{BASE}/fakturakraj.json", json={"response": {"Kod": kod, "Informacja": info}})
-    with pytest.raises(error) as caught:
-        client.create_invoice({"Numer": None})
-    assert (caught.value.kod, caught.value.message, caught.value.http_status) == (kod, info, 200)
-    if error is IFirmaTransientError:
-        assert caught.value.outcome_unknown is True
-
-
-@responses.activate
-def test_unknown_kod_is_a_plain_ifirma_error(client: IFirmaClient) -> None:
-    responses.post(f"{BASE}/fakturakraj.json", json={"response": {"Kod": 777, "Informacja": "?"}})
-    with pytest.raises(IFirmaError) as caught:
-        client.create_invoice({})
-    assert type(caught.value) is IFirmaError
-    assert caught.value.kod == 777
-
-
-@responses.activate
-@pytest.mark.parametrize("status", [401, 403])
-def test_http_401_403_are_auth_errors(client: IFirmaClient, status: int) -> None:
-    responses.get(f"{BASE}/fakturakraj/1.json", status=status, body="forbidden")
-    with pytest.raises(IFirmaAuthError) as caught:
-        client.get_invoice("1")
-    assert caught.value.http_status == status
-
-
-@responses.activate
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_http_5xx_is_transient_with_unknown_outcome(client: IFirmaClient, status: int) -> None:
-    responses.post(f"{BASE}/fakturakraj.json", status=status, body="<html>oops</html>")
-    with pytest.raises(IFirmaTransientError) as caught:
-        client.create_invoice({})
-    assert (caught.value.outcome_unknown, caught.value.http_status) == (True, status)
-
-
-@responses.activate
-def test_http_429_is_a_rate_limit_error(client: IFirmaClient) -> None:
-    responses.post(f"{BASE}/fakturakraj.json", status=429, headers={"Retry-After": "30"})
-    with pytest.raises(IFirmaRateLimitError) as caught:
-        client.create_invoice({})
-    assert (caught.value.http_status, caught.value.retry_after) == (429, 30.0)
-
-
-@responses.activate
-def test_invalid_json_on_http_200_is_transient(client: IFirmaClient) -> None:
-    responses.post(f"{BASE}/fakturakraj.json", body="<html>proxy</html>")
-    with pytest.raises(IFirmaTransientError) as caught:
-        client.create_invoice({})
-    assert caught.value.outcome_unknown is True
-
-
-@responses.activate
-def test_read_timeout_means_outcome_unknown(client: IFirmaClient) -> None:
-    responses.post(f"{BASE}/fakturakraj.json", body=requests.ReadTimeout("read timed out"))
-    with pytest.raises(IFirmaTransientError) as caught:
-        client.create_invoice({})
-    assert caught.value.outcome_unknown is True
-
-
-@responses.activate
-def test_reset_after_sending_means_outcome_unknown(client: IFirmaClient) -> None:
-    dropped = ProtocolError("Connection aborted.", http.client.RemoteDisconnected("closed"))
-    responses.post(f"{BASE}/fakturakraj.json", body=requests.ConnectionError(dropped))
-    with pytest.raises(IFirmaTransientError) as caught:
-        client.create_invoice({})
-    assert caught.value.outcome_unknown is True
-
-
-@responses.activate
-def test_connect_timeout_means_not_sent(client: IFirmaClient) -> None:
-    responses.post(f"{BASE}/fakturakraj.json", body=requests.ConnectTimeout("connect timed out"))
-    with pytest.raises(IFirmaTransientError) as caught:
-        client.create_invoice({})
-    assert caught.value.outcome_unknown is False
-
-
-def test_refused_connection_means_not_sent(session: requests.Session) -> None:
-    with socket.socket() as probe:  # a port that was just free is (almost surely) closed now
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    closed = IFirmaClient(
-        session, user=USER, keys={"faktura": KEY}, base_url=f"http://127.0.0.1:{port}/iapi"
-    )
-    with pytest.raises(IFirmaTransientError) as caught:
-        closed.create_invoice({"Numer": None})
-    assert caught.value.outcome_unknown is False
 
 
 # ---- PDF, KSeF, account -------------------------------------------------------------------------
