@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 help:
 	@echo "make demo   - install into .venv and run the whole flow on SQLite with the emulators"
 	@echo "make test   - install into .venv and run the test suite (PostgreSQL + Redis)"
-	@echo "make lint   - ruff check + ruff format --check"
+	@echo "make lint   - ruff check, ruff format --check, the import-layer contracts (lint-imports)"
 	@echo "make chaos  - the full-size exactly-once fault test (500+ orders)"
 	@echo "make bench  - benchmarks against the fixed floor (see docs/BENCHMARKS.md)"
 
@@ -28,6 +28,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -14,7 +14,7 @@ Usage (PostgreSQL by default: a throwaway database is created on the server and 
     .venv/bin/python bench/archive_memory.py --sqlite          # a temporary SQLite file instead
     .venv/bin/python bench/archive_memory.py --invoices 1000   # a quicker run
 
-Target (DESIGN.md §9): peak RSS < 150 MB for 10,000 invoices. Results: docs/BENCHMARKS.md.
+Target: peak RSS < 150 MB for 10,000 invoices. Results: docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
